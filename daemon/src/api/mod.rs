@@ -1,0 +1,236 @@
+//! The gRPC API (`mcpd.v1.Mcpd`): status, tools, calls, events; served on a Unix socket.
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use mcpd_proto::v1::{self as pb, mcpd_server::Mcpd};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    call::{self, CallOutcome},
+    daemon::Daemon,
+    upstream::{ServerState, Upstream},
+};
+
+pub mod server;
+mod status;
+
+pub struct Api {
+    pub daemon: Arc<Daemon>,
+}
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Queue between a streamed call and its gRPC stream; progress beyond it is dropped.
+const PROGRESS_QUEUE: usize = 64;
+
+fn state_pb(s: ServerState) -> pb::ServerState {
+    match s {
+        ServerState::Starting => pb::ServerState::Starting,
+        ServerState::Ready => pb::ServerState::Ready,
+        ServerState::Degraded => pb::ServerState::Degraded,
+        ServerState::Backoff => pb::ServerState::Backoff,
+        ServerState::CircuitOpen => pb::ServerState::CircuitOpen,
+        ServerState::Disabled => pb::ServerState::Disabled,
+        ServerState::Stopped => pb::ServerState::Stopped,
+    }
+}
+
+fn server_pb(u: &Upstream) -> pb::ServerStatus {
+    let s = u.status();
+    pb::ServerStatus {
+        name: u.name.clone(),
+        transport: u.transport_name().into(),
+        state: state_pb(s.state) as i32,
+        protocol_version: s.protocol_version,
+        era: s.era.into(),
+        tool_count: s.tool_count as u32,
+        last_error: s.last_error,
+        next_retry_unix_ms: s.next_retry_unix_ms,
+        uptime_ms: s.ready_since.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0),
+        connects: s.connects,
+        server_name: s.server_name,
+        server_version: s.server_version,
+        pid: s.pid,
+        stale: s.stale,
+        target: u.target(),
+    }
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn outcome_pb(o: CallOutcome) -> pb::CallToolResponse {
+    pb::CallToolResponse {
+        is_error: o.result.is_error.unwrap_or(false),
+        content_json: json_text(&o.result.content),
+        structured_content_json: o.result.structured_content.as_ref().map(json_text).unwrap_or_default(),
+        meta_json: o.result.meta.as_ref().map(json_text).unwrap_or_default(),
+        truncated: o.truncated,
+        original_bytes: o.original_bytes as u64,
+        duration_us: o.duration.as_micros() as u64,
+    }
+}
+
+fn timeout_of(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+#[tonic::async_trait]
+impl Mcpd for Api {
+    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let d = &self.daemon;
+        Ok(Response::new(pb::StatusResponse {
+            daemon: Some(pb::DaemonStatus {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                uptime_ms: d.started.elapsed().as_millis() as u64,
+                config_path: d.config_path.display().to_string(),
+                socket_path: d.socket_path.display().to_string(),
+                state_dir: d.state_dir.display().to_string(),
+            }),
+            servers: d.supervisor.upstreams().iter().map(|u| server_pb(u)).collect(),
+        }))
+    }
+
+    async fn list_servers(
+        &self,
+        _: Request<pb::ListServersRequest>,
+    ) -> Result<Response<pb::ListServersResponse>, Status> {
+        Ok(Response::new(pb::ListServersResponse {
+            servers: self.daemon.supervisor.upstreams().iter().map(|u| server_pb(u)).collect(),
+        }))
+    }
+
+    async fn list_tools(&self, req: Request<pb::ListToolsRequest>) -> Result<Response<pb::ListToolsResponse>, Status> {
+        let filter = req.into_inner().server;
+        let d = &self.daemon;
+        if !filter.is_empty() && d.supervisor.upstream(&filter).is_none() {
+            return Err(Status::not_found(format!("no server named {filter:?}")));
+        }
+        let snap = d.registry.snapshot();
+        let tools = snap
+            .iter()
+            .filter(|(_, t)| filter.is_empty() || t.server == filter)
+            .map(|(st, t)| pb::Tool {
+                qualified_name: t.qualified_name(),
+                server: t.server.clone(),
+                name: t.tool.name.to_string(),
+                title: t.tool.title.clone().unwrap_or_default(),
+                description: t.tool.description.as_deref().unwrap_or_default().to_owned(),
+                input_schema_json: json_text(&t.tool.input_schema),
+                output_schema_json: t.tool.output_schema.as_ref().map(json_text).unwrap_or_default(),
+                annotations_json: t.tool.annotations.as_ref().map(json_text).unwrap_or_default(),
+                meta_json: t.tool.meta.as_ref().map(json_text).unwrap_or_default(),
+                stale: st.stale,
+            })
+            .collect();
+        Ok(Response::new(pb::ListToolsResponse { tools }))
+    }
+
+    async fn call_tool(&self, req: Request<pb::CallToolRequest>) -> Result<Response<pb::CallToolResponse>, Status> {
+        let r = req.into_inner();
+        let d = &self.daemon;
+        let outcome = call::call_tool(
+            &d.registry,
+            &d.supervisor,
+            &r.name,
+            &r.arguments_json,
+            timeout_of(r.timeout_ms),
+            d.max_result_bytes,
+            None,
+        )
+        .await?;
+        Ok(Response::new(outcome_pb(outcome)))
+    }
+
+    type CallToolStreamStream = EventStream<pb::CallToolEvent>;
+
+    async fn call_tool_stream(
+        &self,
+        req: Request<pb::CallToolRequest>,
+    ) -> Result<Response<Self::CallToolStreamStream>, Status> {
+        let r = req.into_inner();
+        let daemon = self.daemon.clone();
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::CallToolEvent, Status>>(PROGRESS_QUEUE);
+        let (p_tx, mut p_rx) = mpsc::channel(PROGRESS_QUEUE);
+        tokio::spawn(async move {
+            let call = call::call_tool(
+                &daemon.registry,
+                &daemon.supervisor,
+                &r.name,
+                &r.arguments_json,
+                timeout_of(r.timeout_ms),
+                daemon.max_result_bytes,
+                Some(p_tx),
+            );
+            let mut call = std::pin::pin!(call);
+            loop {
+                tokio::select! {
+                    // The app dropped the stream: dropping the call future cancels it upstream.
+                    _ = out_tx.closed() => return,
+                    Some(p) = p_rx.recv() => {
+                        let ev = pb::CallToolEvent {
+                            event: Some(pb::call_tool_event::Event::Progress(pb::Progress {
+                                progress: p.progress,
+                                total: p.total,
+                                message: p.message.unwrap_or_default(),
+                            })),
+                        };
+                        let _ = out_tx.try_send(Ok(ev));
+                    }
+                    res = &mut call => {
+                        let msg = res.map(|o| pb::CallToolEvent {
+                            event: Some(pb::call_tool_event::Event::Result(outcome_pb(o))),
+                        }).map_err(Status::from);
+                        let _ = out_tx.send(msg).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    type WatchEventsStream = EventStream<pb::Event>;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let filter = req.into_inner().server;
+        let mut rx = self.daemon.events.subscribe();
+        let (tx, out) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    _ = tx.closed() => return,
+                    ev = rx.recv() => ev,
+                };
+                let msg = match ev {
+                    Ok(ev) if filter.is_empty() || ev.server == filter => pb::Event {
+                        unix_ms: ev.unix_ms,
+                        server: ev.server,
+                        kind: ev.kind.as_str().into(),
+                        state: ev.state.map(state_pb).unwrap_or(pb::ServerState::Unspecified) as i32,
+                        message: ev.message,
+                    },
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => pb::Event {
+                        unix_ms: crate::util::unix_ms(),
+                        server: String::new(),
+                        kind: "lagged".into(),
+                        state: 0,
+                        message: format!("{n} events were dropped because this watcher fell behind"),
+                    },
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+}

@@ -1,0 +1,250 @@
+//! The call path: resolve `server.tool`, validate arguments against the inputSchema,
+//! send with a deadline and a concurrency bound, cancel upstream when abandoned, and
+//! bound the result handed back to the app.
+use std::{sync::Arc, time::Duration};
+
+use rmcp::{
+    model::{
+        CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock, ProgressNotificationParam,
+        ServerResult,
+    },
+    service::{PeerRequestOptions, RoleClient, ServiceError},
+};
+use tokio::sync::mpsc;
+
+use crate::{error::CallError, registry::Registry, supervisor::Supervisor, util::unix_ms};
+
+/// How many schema violations a message lists before "and N more".
+const MAX_LISTED_VIOLATIONS: usize = 5;
+
+/// A tool result as mcpd hands it to apps.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub result: CallToolResult,
+    pub truncated: bool,
+    pub original_bytes: usize,
+    pub duration: Duration,
+}
+
+/// Sends `notifications/cancelled` if the call is dropped before its answer arrives
+/// (the app went away), so the server stops working for nobody.
+struct CancelOnDrop {
+    peer: Arc<rmcp::Peer<RoleClient>>,
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let peer = self.peer.clone();
+            // Drop cannot await; the notification is best-effort by nature.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let n = rmcp::model::CancelledNotification::new(rmcp::model::CancelledNotificationParam::new(
+                        Some(id),
+                        Some("the caller went away".into()),
+                    ));
+                    let _ = peer.send_notification(n.into()).await;
+                });
+            }
+        }
+    }
+}
+
+pub async fn call_tool(
+    registry: &Registry,
+    supervisor: &Supervisor,
+    qualified: &str,
+    arguments_json: &str,
+    timeout: Option<Duration>,
+    max_result_bytes: usize,
+    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
+) -> Result<CallOutcome, CallError> {
+    let started = tokio::time::Instant::now();
+    let snapshot = registry.snapshot();
+    let Some((server, _)) = qualified.split_once('.') else {
+        return Err(CallError::Unqualified(qualified.to_owned()));
+    };
+    let Some((_, entry)) = snapshot.resolve(qualified) else {
+        return Err(CallError::NoSuchTool { name: qualified.to_owned(), suggestion: snapshot.suggest(qualified) });
+    };
+    let arguments = parse_arguments(arguments_json)?;
+    if let Some(v) = &entry.validator {
+        let value = serde_json::Value::Object(arguments.clone());
+        let errors: Vec<String> = v.iter_errors(&value).map(|e| format!("{} (at {})", e, e.instance_path())).collect();
+        if !errors.is_empty() {
+            let mut details = errors.iter().take(MAX_LISTED_VIOLATIONS).cloned().collect::<Vec<_>>().join("; ");
+            if errors.len() > MAX_LISTED_VIOLATIONS {
+                details.push_str(&format!("; and {} more", errors.len() - MAX_LISTED_VIOLATIONS));
+            }
+            return Err(CallError::InvalidArguments { tool: qualified.to_owned(), details });
+        }
+    }
+    let upstream = supervisor.upstream(server).ok_or_else(|| CallError::NoSuchServer(server.to_owned()))?;
+    let unavailable = || {
+        let st = upstream.status();
+        CallError::Unavailable {
+            server: server.to_owned(),
+            state: st.state.as_str(),
+            next_retry_ms: (st.next_retry_unix_ms > 0).then(|| st.next_retry_unix_ms.saturating_sub(unix_ms())),
+            last_error: st.last_error,
+        }
+    };
+    let peer = upstream.peer().ok_or_else(unavailable)?;
+    let timeout = timeout.unwrap_or(upstream.config.call_timeout);
+    let deadline = started + timeout;
+
+    let _permit = tokio::time::timeout_at(deadline, upstream.permits.acquire())
+        .await
+        .map_err(|_| CallError::Busy { server: server.to_owned(), limit: upstream.config.max_concurrency })?
+        .map_err(|_| unavailable())?;
+
+    let params = CallToolRequestParams::new(entry.tool.name.clone()).with_arguments(arguments);
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    // rmcp sends notifications/cancelled itself when this timeout fires.
+    let handle = peer
+        .send_request_with_option(request, PeerRequestOptions::with_timeout(remaining))
+        .await
+        .map_err(|e| lost(server, e))?;
+    let token = handle.progress_token.clone();
+    if let Some(tx) = progress {
+        upstream.watch_progress(token.clone(), tx);
+    }
+    let mut guard = CancelOnDrop { peer: peer.clone(), id: Some(handle.id.clone()) };
+    let response = handle.await_response().await;
+    guard.id = None;
+    upstream.unwatch_progress(&token);
+
+    let result = match response {
+        Ok(ServerResult::CallToolResult(r)) => r,
+        Ok(ServerResult::InputRequiredResult(_)) => {
+            return Err(CallError::Protocol {
+                server: server.to_owned(),
+                what: "the server asked for input (input_required) during a tool call, which this call path does not answer".into(),
+            });
+        }
+        Ok(other) => {
+            return Err(CallError::Protocol {
+                server: server.to_owned(),
+                what: format!("expected a tool result, got {}", result_kind(&other)),
+            });
+        }
+        Err(ServiceError::Timeout { .. }) => {
+            return Err(CallError::Deadline { tool: qualified.to_owned(), timeout });
+        }
+        Err(ServiceError::McpError(e)) => {
+            return Err(CallError::Upstream {
+                server: server.to_owned(),
+                code: e.code.0,
+                message: e.message.to_string(),
+            });
+        }
+        Err(e) => return Err(lost(server, e)),
+    };
+    let (result, truncated, original_bytes) = bound_result(result, max_result_bytes);
+    Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed() })
+}
+
+fn lost(server: &str, e: ServiceError) -> CallError {
+    CallError::ConnectionLost { server: server.to_owned(), reason: e.to_string() }
+}
+
+fn result_kind(r: &ServerResult) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().take(3).cloned().collect::<Vec<_>>().join(",")))
+        .unwrap_or_else(|| "an unknown result".into())
+}
+
+fn parse_arguments(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, CallError> {
+    if json.trim().is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(other) => Err(CallError::BadJson(format!("got {}", type_name(&other)))),
+        Err(e) => Err(CallError::BadJson(e.to_string())),
+    }
+}
+
+fn type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Cuts a result to `max` bytes of serialized content: text is cut at a character
+/// boundary, blocks that do not fit are dropped, and a final text block states the
+/// original size so neither an app nor a model mistakes the cut for the whole.
+pub fn bound_result(mut result: CallToolResult, max: usize) -> (CallToolResult, bool, usize) {
+    let original = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
+    if original <= max {
+        return (result, false, original);
+    }
+    let mut budget = max;
+    let mut kept = Vec::new();
+    for block in std::mem::take(&mut result.content) {
+        let size = serde_json::to_vec(&block).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size <= budget {
+            budget -= size;
+            kept.push(block);
+            continue;
+        }
+        if let Some(text) = block.as_text() {
+            let mut cut = budget.min(text.text.len());
+            while cut > 0 && !text.text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if cut > 0 {
+                kept.push(ContentBlock::text(text.text[..cut].to_owned()));
+            }
+        }
+        budget = 0;
+    }
+    if result.structured_content.as_ref().and_then(|s| serde_json::to_vec(s).ok()).is_some_and(|v| v.len() > budget) {
+        result.structured_content = None;
+    }
+    kept.push(ContentBlock::text(format!(
+        "[mcpd: result truncated: the server sent {original} bytes, the limit is {max} bytes]"
+    )));
+    result.content = kept;
+    (result, true, original)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_results_pass_untouched() {
+        let r = CallToolResult::success(vec![ContentBlock::text("hello")]);
+        let (out, cut, _) = bound_result(r.clone(), 1000);
+        assert!(!cut);
+        assert_eq!(out, r);
+    }
+
+    #[test]
+    fn big_results_are_cut_with_a_marker() {
+        let r = CallToolResult::success(vec![ContentBlock::text("é".repeat(10_000))]);
+        let (out, cut, original) = bound_result(r, 1000);
+        assert!(cut);
+        assert!(original > 20_000);
+        let last = out.content.last().and_then(|c| c.as_text()).unwrap();
+        assert!(last.text.contains(&original.to_string()), "{}", last.text);
+        let first = out.content[0].as_text().unwrap();
+        assert!(first.text.len() <= 1000);
+    }
+
+    #[test]
+    fn arguments_must_be_objects() {
+        assert!(parse_arguments("").unwrap().is_empty());
+        assert!(matches!(parse_arguments("[1]"), Err(CallError::BadJson(m)) if m.contains("array")));
+        assert!(parse_arguments("{").is_err());
+    }
+}

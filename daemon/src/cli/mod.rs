@@ -1,0 +1,260 @@
+//! Command-line parsing and the client verbs. Verbs talk to the daemon only through `mcpd-client`.
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mcpd::config::{self, EXIT_CONFIG, LogFormat};
+use mcpd_client::Client;
+
+mod render;
+
+/// Exit codes (documented in README.md).
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 64;
+const EXIT_UNAVAILABLE: u8 = 69;
+const EXIT_SOFTWARE: u8 = 70;
+
+#[derive(Parser, Debug)]
+#[command(name = "mcpd", version, about = "One MCP client for the whole machine")]
+struct Cli {
+    /// The daemon's socket (client verbs) or where to bind it (serve).
+    #[arg(long, global = true, env = "MCPD_SOCKET")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        /// Config file.
+        #[arg(long, short, env = "MCPD_CONFIG")]
+        config: Option<PathBuf>,
+        /// State directory (sled store), overriding the config.
+        #[arg(long, env = "MCPD_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Config file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show every server's state, protocol, tools, last error and next retry.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tools (of one server, or all).
+    Tools {
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool: `mcpd call server.tool '{"arg": 1}'`.
+    Call {
+        name: String,
+        /// JSON object of arguments (default `{}`; `-` reads standard input).
+        arguments: Option<String>,
+        /// Deadline in seconds (default: the server's call_timeout).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream daemon events (state changes, tool list changes, errors).
+    Events {
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate config files without starting anything; lists every problem.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Serve { config, state_dir } => serve(cli.socket, config, state_dir),
+        Command::Config { command: ConfigCommand::Check { files } } => config_check(&files),
+        other => client_verb(cli.socket, other),
+    }
+}
+
+fn default_config_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        let p = PathBuf::from(dir).join("mcpd/mcpd.toml");
+        if p.exists() {
+            return p;
+        }
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".config/mcpd/mcpd.toml");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("/etc/mcpd/mcpd.toml")
+}
+
+fn serve(socket: Option<PathBuf>, config_path: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
+    let config_path = config_path.unwrap_or_else(default_config_path);
+    let cfg = match config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mcpd: the config has {} problem(s):\n{e}", e.problems.len());
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    init_tracing(cfg.daemon.log_format, &cfg.daemon.log_level);
+    let opts = mcpd::daemon::ServeOptions {
+        config_path: config_path.canonicalize().unwrap_or(config_path),
+        socket: socket.unwrap_or_else(|| cfg.socket_path()),
+        state_dir: state_dir.unwrap_or_else(|| cfg.state_dir()),
+        reaper_exe: std::env::current_exe().ok(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpd: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    match rt.block_on(mcpd::daemon::serve(cfg, opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("mcpd: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG wins over the config so an operator can turn up logging without editing it.
+    // rmcp logs every handshake at info with the server's whole instructions text; keep
+    // it at warn unless the operator asks for it by name.
+    let directives = if level.contains("rmcp") { level.to_owned() } else { format!("{level},rmcp=warn") };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Under systemd the journal adds its own timestamps.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let _ = match (format, under_journal) {
+        (LogFormat::Json, _) => builder.json().try_init(),
+        (LogFormat::Text, true) => builder.without_time().try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+    };
+}
+
+fn config_check(files: &[PathBuf]) -> ExitCode {
+    let mut bad = 0;
+    for f in files {
+        match config::load(f) {
+            Ok(cfg) => println!("{}: ok ({} servers)", f.display(), cfg.servers.len()),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{}: {} problem(s)\n{e}", f.display(), e.problems.len());
+            }
+        }
+    }
+    if bad > 0 { ExitCode::from(EXIT_CONFIG as u8) } else { ExitCode::SUCCESS }
+}
+
+fn client_verb(socket: Option<PathBuf>, cmd: Command) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpd: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    match rt.block_on(run_verb(socket, cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mcpd: {e:#}");
+            match e.downcast_ref::<mcpd_client::ClientError>() {
+                Some(mcpd_client::ClientError::Connect { .. }) => ExitCode::from(EXIT_UNAVAILABLE),
+                _ => ExitCode::from(EXIT_FAILURE),
+            }
+        }
+    }
+}
+
+async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitCode> {
+    let mut client = match socket {
+        Some(p) => Client::connect_unix(p).await?,
+        None => Client::connect_default().await?,
+    };
+    match cmd {
+        Command::Status { json } => {
+            let st = client.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::status_json(&st))?);
+            } else {
+                print!("{}", render::status_table(&st));
+            }
+        }
+        Command::Tools { server, json } => {
+            let tools = client.list_tools(server.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::tools_json(&tools))?);
+            } else {
+                print!("{}", render::tools_table(&tools));
+            }
+        }
+        Command::Call { name, arguments, timeout, json } => {
+            let args = match arguments.as_deref() {
+                Some("-") => {
+                    std::io::read_to_string(std::io::stdin()).context("reading arguments from standard input")?
+                }
+                Some(a) => a.to_owned(),
+                None => "{}".to_owned(),
+            };
+            let timeout = match timeout {
+                Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+                Some(_) => anyhow::bail!("--timeout must be a positive number of seconds"),
+                None => None,
+            };
+            let interactive = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let result = client
+                .call_tool_with_progress(&name, &args, timeout, |p| {
+                    if interactive {
+                        eprintln!("{}", render::progress_line(&p));
+                    }
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::call_json(&result))?);
+            } else {
+                print!("{}", render::call_text(&result));
+            }
+            if result.is_error {
+                return Ok(ExitCode::from(EXIT_FAILURE));
+            }
+        }
+        Command::Events { server, json } => {
+            let mut stream = client.watch_events(server.as_deref()).await?;
+            while let Some(ev) = stream.message().await? {
+                println!("{}", render::event_line(&ev, json));
+            }
+        }
+        Command::Serve { .. } | Command::Config { .. } => return Ok(ExitCode::from(EXIT_USAGE)),
+    }
+    Ok(ExitCode::SUCCESS)
+}

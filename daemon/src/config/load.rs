@@ -1,0 +1,238 @@
+//! Reading the main file and its includes into a [`Config`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeTable;
+
+use super::model::{Config, DaemonConfig, LogFormat};
+use super::problem::{ConfigError, Problem, io_message, line_col};
+use super::reader::{FileCtx, Val};
+use super::server::{Registry, parse_servers};
+
+const TOP_KEYS: &[&str] = &["daemon", "servers", "llm", "sampling", "pipelines", "policy"];
+/// Accepted and kept raw so configs for newer daemons still load.
+const RESERVED_KEYS: &[&str] = &["llm", "sampling", "pipelines", "policy"];
+const DAEMON_KEYS: &[&str] = &[
+    "socket",
+    "state_dir",
+    "include",
+    "shutdown_grace",
+    "call_timeout",
+    "connect_timeout",
+    "max_message_bytes",
+    "max_result_bytes",
+    "log_format",
+    "log_level",
+];
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
+    let dir = origin.parent().unwrap_or(Path::new(""));
+    let mut problems = Vec::new();
+    let mut files = vec![origin.to_path_buf()];
+    let mut loaded = HashSet::new();
+    loaded.insert(identity(origin));
+
+    let root = match DeTable::parse(src) {
+        Ok(root) => root,
+        Err(e) => {
+            // Without the main file there is no include list to follow.
+            problems.push(syntax_problem(origin, src, &e));
+            return Err(ConfigError { problems });
+        }
+    };
+    let root = root.get_ref();
+
+    let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems };
+    let (daemon, includes) = match root.get("daemon") {
+        Some(v) => parse_daemon(&mut ctx, v),
+        None => (DaemonConfig::default(), Vec::new()),
+    };
+    let mut extra = BTreeMap::new();
+    let mut reg = Registry::default();
+    for (key, value) in root.iter() {
+        let name = key.get_ref().as_ref();
+        match name {
+            "daemon" => {}
+            "servers" => parse_servers(&mut ctx, value, &daemon, &mut reg),
+            _ if RESERVED_KEYS.contains(&name) => {
+                if let Some(raw) = ctx.raw_value(value) {
+                    extra.insert(name.to_owned(), raw);
+                }
+            }
+            _ => ctx.unknown_key(key, TOP_KEYS, "at top level"),
+        }
+    }
+
+    for (path, span) in &includes {
+        let targets = match include_targets(path) {
+            Ok(targets) => targets,
+            Err(message) => {
+                report_at(&mut problems, origin, src, span, message);
+                continue;
+            }
+        };
+        for file in targets {
+            // Overlapping include entries (or the main file's own directory)
+            // would otherwise report every server as a duplicate.
+            if !loaded.insert(identity(&file)) {
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    files.push(file.clone());
+                    load_included(&file, &text, env, &daemon, &mut reg, &mut problems);
+                }
+                Err(e) => {
+                    let message = format!("cannot read included file \"{}\": {}", file.display(), io_message(&e));
+                    report_at(&mut problems, origin, src, span, message);
+                }
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Config { daemon, servers: reg.servers, files, extra })
+    } else {
+        // Stable sort: file load order, then position, keeping discovery
+        // order for problems at the same spot.
+        let order = |p: &Problem| files.iter().position(|f| *f == p.file).unwrap_or(usize::MAX);
+        problems.sort_by_key(|p| (order(p), p.line, p.col));
+        Err(ConfigError { problems })
+    }
+}
+
+/// Best-effort identity of a file for de-duplicating includes.
+fn identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn report_at(problems: &mut Vec<Problem>, file: &Path, src: &str, span: &Range<usize>, message: String) {
+    let (line, col) = line_col(src, span.start);
+    problems.push(Problem { file: file.to_path_buf(), line, col, message });
+}
+
+fn syntax_problem(file: &Path, src: &str, e: &toml::de::Error) -> Problem {
+    let (line, col) = line_col(src, e.span().map_or(0, |s| s.start));
+    Problem {
+        file: file.to_path_buf(),
+        line,
+        col,
+        message: format!("invalid toml: {}", e.message().trim_end_matches('.')),
+    }
+}
+
+/// The files an `include` entry stands for: a file itself, or every
+/// non-hidden `*.toml` directly inside a directory, sorted by name.
+fn include_targets(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let fail = |e: std::io::Error| format!("cannot read include \"{}\": {}", path.display(), io_message(&e));
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Hidden files are editor droppings (".#x.toml") or disabled on purpose.
+        if name.starts_with('.') || !name.ends_with(".toml") {
+            continue;
+        }
+        let file = entry.path();
+        if file.is_file() {
+            out.push(file);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An included file: only `[servers.*]` tables are allowed.
+fn load_included(
+    file: &Path,
+    src: &str,
+    env: Env<'_>,
+    daemon: &DaemonConfig,
+    reg: &mut Registry,
+    problems: &mut Vec<Problem>,
+) {
+    let root = match DeTable::parse(src) {
+        Ok(root) => root,
+        Err(e) => {
+            problems.push(syntax_problem(file, src, &e));
+            return;
+        }
+    };
+    let mut ctx = FileCtx { file, dir: file.parent().unwrap_or(Path::new("")), src, env, problems };
+    for (key, value) in root.get_ref().iter() {
+        let name = key.get_ref().as_ref();
+        if name == "servers" {
+            parse_servers(&mut ctx, value, daemon, reg);
+        } else {
+            ctx.report(key.span(), format!("only [servers.*] tables are allowed in included files, found \"{name}\""));
+        }
+    }
+}
+
+/// The `[daemon]` table, plus each include entry with its position for
+/// reporting unreadable includes.
+fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathBuf, Range<usize>)>) {
+    let mut d = DaemonConfig::default();
+    let mut includes = Vec::new();
+    let Some(table) = ctx.table("daemon", v) else {
+        return (d, includes);
+    };
+    for (k, v) in table.iter() {
+        let key = k.get_ref().as_ref();
+        match key {
+            "socket" => keep(&mut d.socket, ctx.path(key, v).map(Some)),
+            "state_dir" => keep(&mut d.state_dir, ctx.path(key, v).map(Some)),
+            "include" => {
+                let Some(entries) =
+                    ctx.strings(key, v, false, &|s| s.is_empty().then(|| "include entry must not be empty".to_owned()))
+                else {
+                    continue;
+                };
+                let spans = match v.get_ref() {
+                    toml::de::DeValue::Array(items) => items.iter().map(|i| i.span()).collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                };
+                for (entry, span) in entries.into_iter().zip(spans) {
+                    let path = ctx.dir.join(entry);
+                    d.include.push(path.clone());
+                    includes.push((path, span));
+                }
+            }
+            "shutdown_grace" => keep(&mut d.shutdown_grace, ctx.duration(key, v)),
+            "call_timeout" => keep(&mut d.call_timeout, ctx.positive_duration(key, v)),
+            "connect_timeout" => keep(&mut d.connect_timeout, ctx.positive_duration(key, v)),
+            "max_message_bytes" => keep(&mut d.max_message_bytes, ctx.size(key, v, 1024)),
+            "max_result_bytes" => keep(&mut d.max_result_bytes, ctx.size(key, v, 1024)),
+            "log_format" => {
+                let options: Vec<_> = LogFormat::ALL.iter().map(|f| (f.as_str(), *f)).collect();
+                keep(&mut d.log_format, ctx.choice(key, v, &options));
+            }
+            "log_level" => {
+                if let Some(level) = ctx.string(key, v) {
+                    if level.trim().is_empty() {
+                        ctx.report(v.span(), "\"log_level\" must not be empty");
+                    } else {
+                        d.log_level = level.to_owned();
+                    }
+                }
+            }
+            _ => ctx.unknown_key(k, DAEMON_KEYS, "in [daemon]"),
+        }
+    }
+    (d, includes)
+}
+
+fn keep<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}

@@ -1,0 +1,370 @@
+//! Validation of `[servers.NAME]` tables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use toml::de::DeTable;
+
+use super::model::{
+    BackoffConfig, CrashLoopConfig, DaemonConfig, ProtocolPref, ServerConfig, ToolFilter, TransportConfig,
+};
+use super::problem::line_col;
+use super::reader::{FileCtx, Key, Val};
+
+const SERVER_KEYS: &[&str] = &[
+    "transport",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "protocol",
+    "enabled",
+    "connect_timeout",
+    "call_timeout",
+    "shutdown_grace",
+    "max_concurrency",
+    "max_message_bytes",
+    "liveness_interval",
+    "backoff",
+    "crash_loop",
+    "tools",
+];
+const STDIO_KEYS: &[&str] = &["command", "args", "env", "cwd"];
+const HTTP_KEYS: &[&str] = &["url", "headers"];
+const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter"];
+const CRASH_LOOP_KEYS: &[&str] = &["max_failures", "window", "open_for"];
+const TOOLS_KEYS: &[&str] = &["allow", "deny"];
+
+/// Servers gathered across the main file and its includes.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) servers: BTreeMap<String, ServerConfig>,
+    /// Where each name was first defined, for duplicate reports.
+    seen: BTreeMap<String, (PathBuf, usize, usize)>,
+}
+
+/// Reads a `servers` table (main or included file) into `reg`.
+pub(crate) fn parse_servers(ctx: &mut FileCtx<'_>, v: &Val<'_>, daemon: &DaemonConfig, reg: &mut Registry) {
+    let Some(table) = ctx.table("servers", v) else {
+        return;
+    };
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        let duplicate = match reg.seen.get(name) {
+            Some((file, line, col)) => {
+                let message = format!("server \"{name}\" is already defined at {}:{line}:{col}", file.display());
+                ctx.report(key.span(), message);
+                true
+            }
+            None => {
+                let (line, col) = line_col(ctx.src, key.span().start);
+                reg.seen.insert(name.to_owned(), (ctx.file.to_path_buf(), line, col));
+                false
+            }
+        };
+        // A duplicate is still validated so its own problems show up too.
+        let parsed = parse_server(ctx, key, value, daemon);
+        if let (Some(server), false) = (parsed, duplicate) {
+            reg.servers.insert(name.to_owned(), server);
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stdio,
+    Http,
+    Sse,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Stdio => "stdio",
+            Kind::Http => "http",
+            Kind::Sse => "sse",
+        }
+    }
+}
+
+fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &DaemonConfig) -> Option<ServerConfig> {
+    let name = key.get_ref().as_ref();
+    let name_ok = valid_name(name);
+    if !name_ok {
+        ctx.report(key.span(), format!("server name \"{name}\" must match [a-z0-9-]{{1,32}}"));
+    }
+    let table = ctx.table(&format!("servers.{name}"), v)?;
+    let place = format!("in [servers.{name}]");
+    let transport = parse_transport(ctx, key, table);
+
+    let placeholder =
+        TransportConfig::Stdio { command: String::new(), args: Vec::new(), env: BTreeMap::new(), cwd: None };
+    let mut s = ServerConfig::with_defaults(name.to_owned(), placeholder, daemon);
+    let mut ok = name_ok;
+    for (k, v) in table.iter() {
+        let key_name = k.get_ref().as_ref();
+        // Each arm keeps the default when its reader reports a problem; the
+        // problem alone already makes the whole load fail.
+        let good = match key_name {
+            "transport" | "command" | "args" | "env" | "cwd" | "url" | "headers" => true,
+            "protocol" => set(&mut s.protocol, ctx.choice(key_name, v, &protocol_options())),
+            "enabled" => set(&mut s.enabled, ctx.boolean(key_name, v)),
+            "connect_timeout" => set(&mut s.connect_timeout, ctx.positive_duration(key_name, v)),
+            "call_timeout" => set(&mut s.call_timeout, ctx.positive_duration(key_name, v)),
+            "shutdown_grace" => set(&mut s.shutdown_grace, ctx.duration(key_name, v)),
+            "max_concurrency" => set(
+                &mut s.max_concurrency,
+                ctx.integer(key_name, v, 1, Some(1024)).and_then(|n| usize::try_from(n).ok()),
+            ),
+            "max_message_bytes" => set(&mut s.max_message_bytes, ctx.size(key_name, v, 1024)),
+            "liveness_interval" => set(&mut s.liveness_interval, ctx.duration(key_name, v)),
+            "backoff" => set(&mut s.backoff, parse_backoff(ctx, name, v)),
+            "crash_loop" => set(&mut s.crash_loop, parse_crash_loop(ctx, name, v)),
+            "tools" => set(&mut s.tools, parse_tools(ctx, name, v)),
+            _ => {
+                ctx.unknown_key(k, SERVER_KEYS, &place);
+                false
+            }
+        };
+        ok &= good;
+    }
+    s.transport = transport?;
+    ok.then_some(s)
+}
+
+/// Stores `value` if present; returns whether it was.
+fn set<T>(slot: &mut T, value: Option<T>) -> bool {
+    match value {
+        Some(v) => {
+            *slot = v;
+            true
+        }
+        None => false,
+    }
+}
+
+fn protocol_options() -> Vec<(&'static str, ProtocolPref)> {
+    ProtocolPref::ALL.iter().map(|p| (p.as_str(), *p)).collect()
+}
+
+/// Picks the transport (explicit `transport`, else inferred from `command`
+/// / `url`) and reads its keys; keys of the other transports are problems.
+fn parse_transport(ctx: &mut FileCtx<'_>, key: &Key<'_>, table: &DeTable<'_>) -> Option<TransportConfig> {
+    let name = key.get_ref().as_ref();
+    let command = table.get("command");
+    let url = table.get_key_value("url");
+    let kind = match table.get("transport") {
+        Some(v) => ctx.choice("transport", v, &[("stdio", Kind::Stdio), ("http", Kind::Http), ("sse", Kind::Sse)])?,
+        None => match (command, url) {
+            (Some(_), Some((url_key, _))) => {
+                ctx.report(url_key.span(), format!("[servers.{name}] has both \"command\" and \"url\", set only one"));
+                return None;
+            }
+            (Some(_), None) => Kind::Stdio,
+            (None, Some(_)) => Kind::Http,
+            (None, None) => {
+                ctx.report(key.span(), format!("[servers.{name}] needs \"command\" (stdio) or \"url\" (http, sse)"));
+                return None;
+            }
+        },
+    };
+
+    let (foreign, only_for) = match kind {
+        Kind::Stdio => (HTTP_KEYS, "http and sse"),
+        Kind::Http | Kind::Sse => (STDIO_KEYS, "stdio"),
+    };
+    let mut ok = true;
+    for f in foreign {
+        if let Some((k, _)) = table.get_key_value(*f) {
+            ctx.report(
+                k.span(),
+                format!(
+                    "\"{f}\" is only valid for {only_for} servers, [servers.{name}] uses transport \"{}\"",
+                    kind.as_str()
+                ),
+            );
+            ok = false;
+        }
+    }
+
+    let required = if kind == Kind::Stdio { "command" } else { "url" };
+    let Some(main) = table.get(required) else {
+        ctx.report(
+            key.span(),
+            format!("[servers.{name}] uses transport \"{}\" but has no \"{required}\"", kind.as_str()),
+        );
+        return None;
+    };
+
+    let transport = match kind {
+        Kind::Stdio => {
+            let command = ctx.expanded("command", main);
+            if command.as_deref() == Some("") {
+                ctx.report(main.span(), "\"command\" must not be empty");
+                ok = false;
+            }
+            let args = match table.get("args") {
+                Some(v) => ctx.strings("args", v, true, &|_| None),
+                None => Some(Vec::new()),
+            };
+            let env = match table.get("env") {
+                Some(v) => ctx.secrets("env", v, &check_env_name, &|_, _| None),
+                None => Some(BTreeMap::new()),
+            };
+            let cwd = match table.get("cwd") {
+                Some(v) => ctx.path("cwd", v).map(Some),
+                None => Some(None),
+            };
+            TransportConfig::Stdio { command: command?, args: args?, env: env?, cwd: cwd? }
+        }
+        Kind::Http | Kind::Sse => {
+            let url = ctx.expanded("url", main);
+            // The expanded URL may hold a secret, so it is never echoed.
+            if let Some(u) = &url
+                && !valid_http_url(u)
+            {
+                ctx.report(main.span(), "\"url\" must be an http:// or https:// url with a host");
+                ok = false;
+            }
+            let headers = match table.get("headers") {
+                Some(v) => ctx.secrets("headers", v, &check_header_name, &check_header_value),
+                None => Some(BTreeMap::new()),
+            };
+            let (url, headers) = (url?, headers?);
+            if kind == Kind::Http {
+                TransportConfig::Http { url, headers }
+            } else {
+                TransportConfig::Sse { url, headers }
+            }
+        }
+    };
+    ok.then_some(transport)
+}
+
+fn check_env_name(name: &str) -> Option<String> {
+    (name.is_empty() || name.contains(['=', '\0'])).then(|| format!("invalid environment variable name \"{name}\""))
+}
+
+fn check_header_name(name: &str) -> Option<String> {
+    http::HeaderName::from_bytes(name.as_bytes()).is_err().then(|| format!("invalid http header name \"{name}\""))
+}
+
+fn check_header_value(name: &str, value: &str) -> Option<String> {
+    http::HeaderValue::from_str(value)
+        .is_err()
+        .then(|| format!("value of header \"{name}\" is not a valid http header value"))
+}
+
+/// `http://` or `https://` followed by a non-empty host. Deliberately
+/// small: the HTTP client does the full parse when connecting.
+pub(crate) fn valid_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        // IPv6 literal: "[::1]:8080".
+        host_port.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    !host.is_empty() && !host.contains(char::is_whitespace)
+}
+
+fn parse_backoff(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<BackoffConfig> {
+    let table = ctx.table("backoff", v)?;
+    let place = format!("in [servers.{server}.backoff]");
+    let mut b = BackoffConfig::default();
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        ok &= match k.get_ref().as_ref() {
+            "initial" => set(&mut b.initial, ctx.positive_duration("backoff.initial", v)),
+            "max" => set(&mut b.max, ctx.duration("backoff.max", v)),
+            "multiplier" => set(&mut b.multiplier, ctx.number("backoff.multiplier", v, 1.0, None)),
+            "jitter" => set(&mut b.jitter, ctx.number("backoff.jitter", v, 0.0, Some(1.0))),
+            _ => {
+                ctx.unknown_key(k, BACKOFF_KEYS, &place);
+                false
+            }
+        };
+    }
+    if ok && b.max < b.initial {
+        // Point at whichever side the user wrote; `max` is the usual culprit.
+        let span = table.get("max").or_else(|| table.get("initial")).map_or_else(|| v.span(), |x| x.span());
+        ctx.report(
+            span,
+            format!(
+                "\"backoff.max\" ({}) must not be less than \"backoff.initial\" ({})",
+                humantime::format_duration(b.max),
+                humantime::format_duration(b.initial)
+            ),
+        );
+        ok = false;
+    }
+    ok.then_some(b)
+}
+
+fn parse_crash_loop(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<CrashLoopConfig> {
+    let table = ctx.table("crash_loop", v)?;
+    let place = format!("in [servers.{server}.crash_loop]");
+    let mut c = CrashLoopConfig::default();
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        ok &= match k.get_ref().as_ref() {
+            "max_failures" => set(
+                &mut c.max_failures,
+                ctx.integer("crash_loop.max_failures", v, 1, Some(i64::from(u32::MAX)))
+                    .and_then(|n| u32::try_from(n).ok()),
+            ),
+            "window" => set(&mut c.window, ctx.positive_duration("crash_loop.window", v)),
+            "open_for" => set(&mut c.open_for, ctx.positive_duration("crash_loop.open_for", v)),
+            _ => {
+                ctx.unknown_key(k, CRASH_LOOP_KEYS, &place);
+                false
+            }
+        };
+    }
+    ok.then_some(c)
+}
+
+fn parse_tools(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<ToolFilter> {
+    let table = ctx.table("tools", v)?;
+    let place = format!("in [servers.{server}.tools]");
+    let mut t = ToolFilter::default();
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        let key = k.get_ref().as_ref();
+        ok &= match key {
+            "allow" | "deny" => {
+                let path = format!("tools.{key}");
+                let check = |g: &str| check_glob(g, &path);
+                let globs = ctx.strings(&path, v, false, &check);
+                let slot = if key == "allow" { &mut t.allow } else { &mut t.deny };
+                set(slot, globs)
+            }
+            _ => {
+                ctx.unknown_key(k, TOOLS_KEYS, &place);
+                false
+            }
+        };
+    }
+    ok.then_some(t)
+}
+
+fn check_glob(glob: &str, key: &str) -> Option<String> {
+    let valid =
+        !glob.is_empty() && glob.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '?' | '-'));
+    (!valid).then(|| {
+        format!(
+            "invalid tool pattern \"{glob}\" in \"{key}\", use only letters, digits, \"_\", \".\", \"-\", \"*\" and \"?\""
+        )
+    })
+}

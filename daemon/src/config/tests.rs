@@ -1,0 +1,895 @@
+//! Tests for config loading: valid configs, every problem kind with exact
+//! positions, includes, secrets, units and the shipped example configs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::model::glob_match;
+use super::paths::{Identity, socket_path, state_dir};
+use super::units::{parse_duration, parse_size};
+use super::*;
+
+const SECRET: &str = "ghp_TOPSECRET_value";
+
+fn fake_env(name: &str) -> Option<String> {
+    match name {
+        "GITHUB_TOKEN" => Some(SECRET.to_owned()),
+        "MCPD_PEERS" => Some("/opt/peers".to_owned()),
+        "REMOTE_MCP_TOKEN" => Some(SECRET.to_owned()),
+        "HOST" => Some("example.com".to_owned()),
+        "NEWLINE" => Some(format!("{SECRET}\nInjected: yes")),
+        _ => None,
+    }
+}
+
+fn ok(src: &str) -> Config {
+    match load_str(src, Path::new("/etc/mcpd/mcpd.toml"), &fake_env) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected problems:\n{e}"),
+    }
+}
+
+/// Problems as "line:col: message", in reported order.
+fn problems(src: &str) -> Vec<String> {
+    match load_str(src, Path::new("mcpd.toml"), &fake_env) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| {
+                assert_eq!(p.file, Path::new("mcpd.toml"));
+                format!("{}:{}: {}", p.line, p.col, p.message)
+            })
+            .collect(),
+    }
+}
+
+fn server<'c>(c: &'c Config, name: &str) -> &'c ServerConfig {
+    match c.servers.get(name) {
+        Some(s) => s,
+        None => panic!("no server {name}"),
+    }
+}
+
+#[test]
+fn minimal_stdio_with_defaults() {
+    let c = ok("[servers.fs]\ncommand = \"npx\"\n");
+    assert_eq!(c.daemon, DaemonConfig::default());
+    assert_eq!(c.files, vec![PathBuf::from("/etc/mcpd/mcpd.toml")]);
+    let s = server(&c, "fs");
+    let expected = ServerConfig {
+        name: "fs".to_owned(),
+        transport: TransportConfig::Stdio {
+            command: "npx".to_owned(),
+            args: vec![],
+            env: Default::default(),
+            cwd: None,
+        },
+        protocol: ProtocolPref::Auto,
+        enabled: true,
+        connect_timeout: Duration::from_secs(30),
+        call_timeout: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(3),
+        max_concurrency: 32,
+        max_message_bytes: 16 * 1024 * 1024,
+        liveness_interval: Duration::from_secs(30),
+        backoff: BackoffConfig {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            multiplier: 2.0,
+            jitter: 0.3,
+        },
+        crash_loop: CrashLoopConfig {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+            open_for: Duration::from_secs(300),
+        },
+        tools: ToolFilter { allow: vec!["*".to_owned()], deny: vec![] },
+    };
+    assert_eq!(*s, expected);
+}
+
+#[test]
+fn daemon_defaults() {
+    let d = DaemonConfig::default();
+    assert_eq!(d.socket, None);
+    assert_eq!(d.state_dir, None);
+    assert!(d.include.is_empty());
+    assert_eq!(d.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(d.call_timeout, Duration::from_secs(60));
+    assert_eq!(d.connect_timeout, Duration::from_secs(30));
+    assert_eq!(d.max_message_bytes, 16 << 20);
+    assert_eq!(d.max_result_bytes, 1 << 20);
+    assert_eq!(d.log_format, LogFormat::Text);
+    assert_eq!(d.log_level, "info");
+}
+
+#[test]
+fn minimal_http_and_sse() {
+    let c = ok(r#"
+[servers.api]
+url = "https://example.com/mcp"
+headers = { Authorization = "Bearer ${env:GITHUB_TOKEN}" }
+
+[servers.legacy]
+transport = "sse"
+url = "http://127.0.0.1:8080/sse"
+
+[servers.explicit-http]
+transport = "http"
+url = "http://[::1]:9000"
+"#);
+    match &server(&c, "api").transport {
+        TransportConfig::Http { url, headers } => {
+            assert_eq!(url, "https://example.com/mcp");
+            let auth = headers.get("Authorization").map(Secret::expose);
+            assert_eq!(auth, Some(format!("Bearer {SECRET}").as_str()));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &server(&c, "legacy").transport {
+        TransportConfig::Sse { url, headers } => {
+            assert_eq!(url, "http://127.0.0.1:8080/sse");
+            assert!(headers.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server(&c, "explicit-http").transport.kind(), "http");
+}
+
+#[test]
+fn every_key_set() {
+    let c = ok(r#"
+[daemon]
+socket = "run/mcpd.sock"
+state_dir = "/var/tmp/mcpd"
+shutdown_grace = "10s"
+call_timeout = 1_500
+connect_timeout = "1m 30s"
+max_message_bytes = "1MiB"
+max_result_bytes = 65536
+log_format = "json"
+log_level = "mcpd=debug,info"
+
+[servers.full]
+transport = "stdio"
+command = "${env:MCPD_PEERS}/bin/server"
+args = ["--root", "${env:MCPD_PEERS}", "$${literal}"]
+env = { TOKEN = "${env:GITHUB_TOKEN}", PLAIN = "x" }
+cwd = "work"
+protocol = "2025-06-18"
+enabled = false
+connect_timeout = "5s"
+call_timeout = "2m"
+shutdown_grace = 0
+max_concurrency = 0x10
+max_message_bytes = "64 KB"
+liveness_interval = "0s"
+backoff = { initial = "1s", max = "1s", multiplier = 1, jitter = 0 }
+crash_loop = { max_failures = 3, window = "10s", open_for = "1h" }
+tools = { allow = ["read_*", "list?"], deny = ["read_secret"] }
+
+[llm]
+model = "x"
+temperature = 0.5
+"#);
+    let d = &c.daemon;
+    assert_eq!(d.socket, Some(PathBuf::from("/etc/mcpd/run/mcpd.sock")));
+    assert_eq!(d.state_dir, Some(PathBuf::from("/var/tmp/mcpd")));
+    assert_eq!(d.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(d.call_timeout, Duration::from_millis(1500));
+    assert_eq!(d.connect_timeout, Duration::from_secs(90));
+    assert_eq!(d.max_message_bytes, 1 << 20);
+    assert_eq!(d.max_result_bytes, 65536);
+    assert_eq!(d.log_format, LogFormat::Json);
+    assert_eq!(d.log_level, "mcpd=debug,info");
+    assert_eq!(c.socket_path(), PathBuf::from("/etc/mcpd/run/mcpd.sock"));
+    assert_eq!(c.state_dir(), PathBuf::from("/var/tmp/mcpd"));
+
+    let s = server(&c, "full");
+    match &s.transport {
+        TransportConfig::Stdio { command, args, env, cwd } => {
+            assert_eq!(command, "/opt/peers/bin/server");
+            assert_eq!(args, &["--root", "/opt/peers", "${literal}"]);
+            assert_eq!(env.get("TOKEN").map(Secret::expose), Some(SECRET));
+            assert_eq!(env.get("PLAIN").map(Secret::expose), Some("x"));
+            assert_eq!(cwd.as_deref(), Some(Path::new("/etc/mcpd/work")));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.protocol, ProtocolPref::V2025_06_18);
+    assert_eq!(s.protocol.pinned(), Some("2025-06-18"));
+    assert!(!s.enabled);
+    assert_eq!(s.connect_timeout, Duration::from_secs(5));
+    assert_eq!(s.call_timeout, Duration::from_secs(120));
+    assert_eq!(s.shutdown_grace, Duration::ZERO);
+    assert_eq!(s.max_concurrency, 16);
+    assert_eq!(s.max_message_bytes, 64_000);
+    assert_eq!(s.liveness_interval, Duration::ZERO);
+    assert_eq!(s.backoff.initial, Duration::from_secs(1));
+    assert_eq!(s.backoff.max, Duration::from_secs(1));
+    assert_eq!(s.backoff.multiplier, 1.0);
+    assert_eq!(s.backoff.jitter, 0.0);
+    assert_eq!(s.crash_loop.max_failures, 3);
+    assert_eq!(s.crash_loop.window, Duration::from_secs(10));
+    assert_eq!(s.crash_loop.open_for, Duration::from_secs(3600));
+    assert!(s.tools.allows("read_file"));
+    assert!(s.tools.allows("lists"));
+    assert!(!s.tools.allows("read_secret"));
+    assert!(!s.tools.allows("write_file"));
+
+    let llm = c.extra.get("llm").and_then(toml::Value::as_table);
+    assert_eq!(llm.and_then(|t| t.get("model")).and_then(toml::Value::as_str), Some("x"));
+}
+
+#[test]
+fn server_timeouts_inherit_daemon_overrides() {
+    let c = ok(r#"
+[daemon]
+call_timeout = "7s"
+connect_timeout = "8s"
+max_message_bytes = 4096
+
+[servers.a]
+command = "a"
+"#);
+    let s = server(&c, "a");
+    assert_eq!(s.call_timeout, Duration::from_secs(7));
+    assert_eq!(s.connect_timeout, Duration::from_secs(8));
+    assert_eq!(s.max_message_bytes, 4096);
+}
+
+#[test]
+fn daemon_after_servers_still_applies() {
+    // Key order in the file must not matter for inherited defaults.
+    let c = ok("[servers.a]\ncommand = \"a\"\n[daemon]\ncall_timeout = \"9s\"\n");
+    assert_eq!(server(&c, "a").call_timeout, Duration::from_secs(9));
+}
+
+/// (source, expected problems as "line:col: message").
+const CASES: &[(&str, &[&str])] = &[
+    // Unknown keys, with and without a suggestion.
+    (
+        "[servers.fs]\ncomand = \"x\"\n",
+        &[
+            "1:10: [servers.fs] needs \"command\" (stdio) or \"url\" (http, sse)",
+            "2:1: unknown key \"comand\" in [servers.fs], did you mean \"command\"?",
+        ],
+    ),
+    ("[deamon]\nsocket = \"/x\"\n", &["1:2: unknown key \"deamon\" at top level, did you mean \"daemon\"?"]),
+    ("[daemon]\nfrobnicate = 1\n", &["2:1: unknown key \"frobnicate\" in [daemon]"]),
+    (
+        "[daemon]\ncall_timout = \"1s\"\n",
+        &["2:1: unknown key \"call_timout\" in [daemon], did you mean \"call_timeout\"?"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nbackoff = { intial = \"1s\" }\n",
+        &["3:13: unknown key \"intial\" in [servers.fs.backoff], did you mean \"initial\"?"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\ncrash_loop.windw = \"1s\"\n",
+        &["3:12: unknown key \"windw\" in [servers.fs.crash_loop], did you mean \"window\"?"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\n[servers.fs.tools]\nalow = []\n",
+        &["4:1: unknown key \"alow\" in [servers.fs.tools], did you mean \"allow\"?"],
+    ),
+    ("title = \"x\"\n", &["1:1: unknown key \"title\" at top level"]),
+    // Server names.
+    ("[servers.My_Server]\ncommand = \"x\"\n", &["1:10: server name \"My_Server\" must match [a-z0-9-]{1,32}"]),
+    (
+        "[servers.abcdefghijklmnopqrstuvwxyz0123456]\ncommand = \"x\"\n",
+        &["1:10: server name \"abcdefghijklmnopqrstuvwxyz0123456\" must match [a-z0-9-]{1,32}"],
+    ),
+    ("[servers.\"\"]\ncommand = \"x\"\n", &["1:10: server name \"\" must match [a-z0-9-]{1,32}"]),
+    // Wrong types.
+    ("[servers.fs]\ncommand = 5\n", &["2:11: expected a string for \"command\", found an integer"]),
+    ("[servers]\nfs = 1\n", &["2:6: expected a table for \"servers.fs\", found an integer"]),
+    ("servers = [1]\n", &["1:11: expected a table for \"servers\", found an array"]),
+    ("[[servers.fs]]\ncommand = \"x\"\n", &["1:1: expected a table for \"servers.fs\", found an array"]),
+    ("daemon = \"x\"\n", &["1:10: expected a table for \"daemon\", found a string"]),
+    (
+        "[servers.fs]\ncommand = \"x\"\nargs = \"-v\"\n",
+        &["3:8: expected an array of strings for \"args\", found a string"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nargs = [\"-v\", 2]\n",
+        &["3:15: expected a string for \"args[1]\", found an integer"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nenv = [\"A=b\"]\n",
+        &["3:7: expected a table of strings for \"env\", found an array"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nenv = { A = true }\n",
+        &["3:13: expected a string for \"env.A\", found a boolean"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nenabled = \"yes\"\n",
+        &["3:11: expected a boolean for \"enabled\", found a string"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nbackoff = \"fast\"\n",
+        &["3:11: expected a table for \"backoff\", found a string"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nbackoff = { multiplier = \"2\" }\n",
+        &["3:26: expected a number for \"backoff.multiplier\", found a string"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nmax_concurrency = 1.5\n",
+        &["3:19: expected an integer for \"max_concurrency\", found a float"],
+    ),
+    ("[daemon]\ninclude = \"servers.d\"\n", &["2:11: expected an array of strings for \"include\", found a string"]),
+    ("[daemon]\nlog_level = \"\"\n", &["2:13: \"log_level\" must not be empty"]),
+    // Enums.
+    (
+        "[daemon]\nlog_format = \"xml\"\n",
+        &["2:14: invalid value \"xml\" for \"log_format\", expected one of \"text\", \"json\""],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nprotocol = \"2025-01-01\"\n",
+        &[
+            "3:12: invalid value \"2025-01-01\" for \"protocol\", expected one of \"auto\", \"2026-07-28\", \"2025-11-25\", \"2025-06-18\", \"2025-03-26\", \"2024-11-05\"",
+        ],
+    ),
+    (
+        "[servers.fs]\ntransport = \"websocket\"\nurl = \"ws://x\"\n",
+        &["2:13: invalid value \"websocket\" for \"transport\", expected one of \"stdio\", \"http\", \"sse\""],
+    ),
+    // Durations.
+    (
+        "[daemon]\ncall_timeout = \"5 parsecs\"\n",
+        &[
+            "2:16: invalid duration \"5 parsecs\" for \"call_timeout\", use e.g. \"500ms\", \"30s\", \"5m\" or an integer of milliseconds",
+        ],
+    ),
+    (
+        "[daemon]\ncall_timeout = \"30\"\n",
+        &[
+            "2:16: invalid duration \"30\" for \"call_timeout\", use e.g. \"500ms\", \"30s\", \"5m\" or an integer of milliseconds",
+        ],
+    ),
+    ("[daemon]\ncall_timeout = 0\n", &["2:16: \"call_timeout\" must be greater than zero"]),
+    ("[daemon]\nshutdown_grace = -5\n", &["2:18: \"shutdown_grace\" must be at least 0, found -5"]),
+    ("[daemon]\nconnect_timeout = 1.5\n", &["2:19: expected a duration for \"connect_timeout\", found a float"]),
+    // Sizes.
+    (
+        "[daemon]\nmax_message_bytes = \"16 MB!\"\n",
+        &["2:21: invalid size \"16 MB!\" for \"max_message_bytes\", use e.g. 1048576, \"512KiB\" or \"16MiB\""],
+    ),
+    ("[daemon]\nmax_result_bytes = 100\n", &["2:20: \"max_result_bytes\" must be at least 1024 bytes, found 100"]),
+    (
+        "[servers.fs]\ncommand = \"x\"\nmax_message_bytes = \"1000B\"\n",
+        &["3:21: \"max_message_bytes\" must be at least 1024 bytes, found 1000"],
+    ),
+    (
+        "[daemon]\nmax_result_bytes = \"99999999999GiB\"\n",
+        &["2:20: invalid size \"99999999999GiB\" for \"max_result_bytes\", use e.g. 1048576, \"512KiB\" or \"16MiB\""],
+    ),
+    // Ranges.
+    (
+        "[servers.fs]\ncommand = \"x\"\nmax_concurrency = 0\n",
+        &["3:19: \"max_concurrency\" must be between 1 and 1024, found 0"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nmax_concurrency = 2_000\n",
+        &["3:19: \"max_concurrency\" must be between 1 and 1024, found 2_000"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nbackoff = { multiplier = 0.5, jitter = 1.5, initial = \"0s\" }\n",
+        &[
+            "3:26: \"backoff.multiplier\" must be at least 1.0, found 0.5",
+            "3:40: \"backoff.jitter\" must be between 0.0 and 1.0, found 1.5",
+            "3:55: \"backoff.initial\" must be greater than zero",
+        ],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nbackoff = { initial = \"2s\", max = \"1s\" }\n",
+        &["3:35: \"backoff.max\" (1s) must not be less than \"backoff.initial\" (2s)"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nbackoff = { initial = \"2m\" }\n",
+        &["3:23: \"backoff.max\" (1m) must not be less than \"backoff.initial\" (2m)"],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\ncrash_loop = { max_failures = 0, window = 0 }\n",
+        &[
+            "3:31: \"crash_loop.max_failures\" must be between 1 and 4294967295, found 0",
+            "3:43: \"crash_loop.window\" must be greater than zero",
+        ],
+    ),
+    // Tool globs.
+    (
+        "[servers.fs]\ncommand = \"x\"\ntools = { allow = [\"ok_*\", \"a/b\"], deny = [\"\"] }\n",
+        &[
+            "3:28: invalid tool pattern \"a/b\" in \"tools.allow\", use only letters, digits, \"_\", \".\", \"-\", \"*\" and \"?\"",
+            "3:44: invalid tool pattern \"\" in \"tools.deny\", use only letters, digits, \"_\", \".\", \"-\", \"*\" and \"?\"",
+        ],
+    ),
+    // Transport selection.
+    ("[servers.fs]\ncommand = \"\"\n", &["2:11: \"command\" must not be empty"]),
+    (
+        "[servers.fs]\ncommand = \"x\"\nurl = \"http://h\"\n",
+        &["3:1: [servers.fs] has both \"command\" and \"url\", set only one"],
+    ),
+    ("[servers.fs]\nenabled = true\n", &["1:10: [servers.fs] needs \"command\" (stdio) or \"url\" (http, sse)"]),
+    (
+        "[servers.api]\nurl = \"http://h\"\nargs = []\nenv = {}\ncwd = \"/\"\n",
+        &[
+            "3:1: \"args\" is only valid for stdio servers, [servers.api] uses transport \"http\"",
+            "4:1: \"env\" is only valid for stdio servers, [servers.api] uses transport \"http\"",
+            "5:1: \"cwd\" is only valid for stdio servers, [servers.api] uses transport \"http\"",
+        ],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nheaders = { A = \"b\" }\n",
+        &["3:1: \"headers\" is only valid for http and sse servers, [servers.fs] uses transport \"stdio\""],
+    ),
+    (
+        "[servers.fs]\ntransport = \"stdio\"\nurl = \"http://h\"\n",
+        &[
+            "1:10: [servers.fs] uses transport \"stdio\" but has no \"command\"",
+            "3:1: \"url\" is only valid for http and sse servers, [servers.fs] uses transport \"stdio\"",
+        ],
+    ),
+    ("[servers.api]\ntransport = \"sse\"\n", &["1:10: [servers.api] uses transport \"sse\" but has no \"url\""]),
+    (
+        "[servers.a]\nurl = \"ftp://h\"\n[servers.b]\nurl = \"https://\"\n[servers.c]\nurl = \"localhost:80\"\n",
+        &[
+            "2:7: \"url\" must be an http:// or https:// url with a host",
+            "4:7: \"url\" must be an http:// or https:// url with a host",
+            "6:7: \"url\" must be an http:// or https:// url with a host",
+        ],
+    ),
+    (
+        "[servers.api]\nurl = \"http://h\"\nheaders = { \"Bad Name\" = \"x\" }\n",
+        &["3:13: invalid http header name \"Bad Name\""],
+    ),
+    ("[servers.fs]\ncommand = \"x\"\nenv = { \"A=B\" = \"x\" }\n", &["3:9: invalid environment variable name \"A=B\""]),
+    // Substitutions.
+    (
+        "[servers.fs]\ncommand = \"x\"\nenv = { A = \"${env:MISSING_VAR}\", B = \"${vault:x}\", C = \"${oops\" }\n",
+        &[
+            "3:13: environment variable MISSING_VAR is not set",
+            "3:39: unknown substitution kind \"vault\", expected \"env\" or \"file\"",
+            "3:57: unterminated \"${\" (write \"$${\" for a literal \"${\")",
+        ],
+    ),
+    (
+        "[servers.fs]\ncommand = \"${env:}\"\nargs = [\"${HOME}\", \"${file:}\"]\n",
+        &[
+            "2:11: empty variable name in ${env:}",
+            "3:9: invalid substitution, expected ${env:NAME} or ${file:PATH}",
+            "3:20: empty path in ${file:}",
+        ],
+    ),
+    (
+        "[servers.fs]\ncommand = \"x\"\nenv = { A = \"${env:NOPE_1}${env:NOPE_2}\" }\n",
+        &["3:13: environment variable NOPE_1 is not set", "3:13: environment variable NOPE_2 is not set"],
+    ),
+    // Syntax errors are one problem for the file.
+    ("[daemon]\nsocket = \"/x\nfoo = 1\n", &["2:13: invalid toml: invalid basic string, expected `\"`"]),
+    ("[servers.fs]\ncommand = \"a\"\ncommand = \"b\"\n", &["3:1: invalid toml: duplicate key"]),
+];
+
+#[test]
+fn problem_cases() {
+    let mut failures = Vec::new();
+    for (src, expected) in CASES {
+        let got = problems(src);
+        if got != *expected {
+            failures.push(format!(
+                "--- source:\n{src}--- expected:\n{}\n--- got:\n{}\n",
+                expected.join("\n"),
+                got.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn several_problems_in_one_file_all_reported_in_order() {
+    let src = r#"
+[daemon]
+log_format = "yaml"
+call_timeout = "soon"
+
+[servers.Bad]
+comand = "x"
+
+[servers.ok]
+command = "x"
+max_concurrency = 0
+tools = { allow = ["a b"] }
+"#;
+    assert_eq!(
+        problems(src),
+        [
+            "3:14: invalid value \"yaml\" for \"log_format\", expected one of \"text\", \"json\"",
+            "4:16: invalid duration \"soon\" for \"call_timeout\", use e.g. \"500ms\", \"30s\", \"5m\" or an integer of milliseconds",
+            "6:10: server name \"Bad\" must match [a-z0-9-]{1,32}",
+            "6:10: [servers.Bad] needs \"command\" (stdio) or \"url\" (http, sse)",
+            "7:1: unknown key \"comand\" in [servers.Bad], did you mean \"command\"?",
+            "11:19: \"max_concurrency\" must be between 1 and 1024, found 0",
+            "12:20: invalid tool pattern \"a b\" in \"tools.allow\", use only letters, digits, \"_\", \".\", \"-\", \"*\" and \"?\"",
+        ]
+    );
+}
+
+#[test]
+fn config_error_display_is_one_problem_per_line() {
+    let Err(e) = load_str("[daemon]\nbogus = 1\nlog_format = 1\n", Path::new("/etc/mcpd.toml"), &fake_env) else {
+        panic!("expected problems");
+    };
+    assert_eq!(
+        e.to_string(),
+        "/etc/mcpd.toml:2:1: unknown key \"bogus\" in [daemon]\n\
+         /etc/mcpd.toml:3:14: expected a string for \"log_format\", found an integer"
+    );
+    let as_error: &dyn std::error::Error = &e;
+    assert!(as_error.source().is_none());
+}
+
+#[test]
+fn columns_count_characters() {
+    assert_eq!(problems("# héllo wörld\n[daemon]\n\"ünknown\" = 1\n"), ["3:1: unknown key \"ünknown\" in [daemon]"]);
+    assert_eq!(problems("[daemon] # ä\nlog_level = \"\" # ö\n"), ["2:13: \"log_level\" must not be empty"]);
+}
+
+#[test]
+fn reserved_top_level_tables_are_kept_raw() {
+    let c = ok(r#"
+[llm]
+provider = "x"
+[sampling]
+max_tokens = 10
+[pipelines.a]
+steps = [1, 2.5, true, 1979-05-27]
+[policy]
+deny = []
+"#);
+    let keys: Vec<_> = c.extra.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["llm", "pipelines", "policy", "sampling"]);
+    let steps = c
+        .extra
+        .get("pipelines")
+        .and_then(|p| p.get("a"))
+        .and_then(|a| a.get("steps"))
+        .and_then(toml::Value::as_array)
+        .map(Vec::len);
+    assert_eq!(steps, Some(4));
+}
+
+#[test]
+fn secrets_never_printed() {
+    let c = ok(r#"
+[servers.api]
+url = "https://user:${env:GITHUB_TOKEN}@example.com/mcp?key=${env:GITHUB_TOKEN}"
+headers = { Authorization = "Bearer ${env:GITHUB_TOKEN}" }
+
+[servers.fs]
+command = "x"
+env = { TOKEN = "${env:GITHUB_TOKEN}" }
+"#);
+    let debug = format!("{c:?} {c:#?}");
+    assert!(!debug.contains(SECRET), "{debug}");
+    assert!(debug.contains("<redacted>"));
+    assert!(debug.contains("example.com"));
+    let Some(TransportConfig::Http { headers, .. }) = c.servers.get("api").map(|s| &s.transport) else {
+        panic!("not http");
+    };
+    let auth = &headers["Authorization"];
+    assert_eq!(auth.to_string(), "<redacted>");
+    assert_eq!(format!("{auth:?}"), "<redacted>");
+
+    // Problems caused by secret values must not echo them either.
+    let Err(e) = load_str(
+        r#"
+[servers.a]
+url = "notaurl/${env:GITHUB_TOKEN}"
+[servers.b]
+url = "https://h"
+headers = { X = "${env:NEWLINE}" }
+"#,
+        Path::new("t.toml"),
+        &fake_env,
+    ) else {
+        panic!("expected problems");
+    };
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert_eq!(
+        e.to_string(),
+        "t.toml:3:7: \"url\" must be an http:// or https:// url with a host\n\
+         t.toml:6:17: value of header \"X\" is not a valid http header value"
+    );
+}
+
+#[test]
+fn secret_equality_compares_values() {
+    assert_eq!(Secret::new("a"), Secret::new("a"));
+    assert_ne!(Secret::new("a"), Secret::new("b"));
+    assert_eq!(Secret::new("a").expose(), "a");
+}
+
+#[test]
+fn changed_secret_changes_server_config() {
+    let a = ok("[servers.fs]\ncommand = \"x\"\nenv = { A = \"1\" }\n");
+    let b = ok("[servers.fs]\ncommand = \"x\"\nenv = { A = \"2\" }\n");
+    assert_ne!(a.servers.get("fs"), b.servers.get("fs"));
+}
+
+#[test]
+fn dollar_escape_and_plain_dollars() {
+    let c = ok(r#"
+[servers.fs]
+command = "x"
+env = { A = "$${env:HOME} costs $5 and $$x", B = "$$${env:HOST}$" }
+"#);
+    let Some(TransportConfig::Stdio { env, .. }) = c.servers.get("fs").map(|s| &s.transport) else {
+        panic!("not stdio");
+    };
+    assert_eq!(env["A"].expose(), "${env:HOME} costs $5 and $$x");
+    assert_eq!(env["B"].expose(), "$${env:HOST}$");
+}
+
+#[test]
+fn file_substitution_trims_trailing_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "s3cr3t\n\n").unwrap();
+    let origin = dir.path().join("mcpd.toml");
+    let src = "[servers.fs]\ncommand = \"x\"\nenv = { T = \"${file:token}\" }\nargs = [\"${file:missing}\"]\n";
+    let Err(e) = load_str(src, &origin, &fake_env) else {
+        panic!("missing file must be a problem");
+    };
+    let missing = dir.path().join("missing");
+    assert_eq!(
+        e.problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>(),
+        [format!("cannot read file \"{}\": no such file or directory (os error 2)", missing.display())]
+    );
+    let src = "[servers.fs]\ncommand = \"x\"\nenv = { T = \"${file:token}\" }\n";
+    let c = load_str(src, &origin, &fake_env).unwrap();
+    let Some(TransportConfig::Stdio { env, .. }) = c.servers.get("fs").map(|s| &s.transport) else {
+        panic!("not stdio");
+    };
+    assert_eq!(env["T"].expose(), "s3cr3t");
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn includes_load_sorted_toml_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("mcpd.toml");
+    write(
+        &main,
+        "[daemon]\ninclude = [\"servers.d\", \"extra.toml\"]\ncall_timeout = \"3s\"\n[servers.main]\ncommand = \"m\"\n",
+    );
+    write(&dir.path().join("servers.d/b.toml"), "[servers.b]\ncommand = \"b\"\n");
+    write(&dir.path().join("servers.d/a.toml"), "[servers.a]\nurl = \"https://${env:HOST}/mcp\"\n");
+    write(&dir.path().join("servers.d/notes.txt"), "not toml");
+    write(&dir.path().join("servers.d/.hidden.toml"), "garbage = [");
+    write(&dir.path().join("extra.toml"), "[servers.c]\ncommand = \"c\"\n");
+
+    let c = match super::load::load_str(&std::fs::read_to_string(&main).unwrap(), &main, &fake_env) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let names: Vec<_> = c.servers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["a", "b", "c", "main"]);
+    assert_eq!(
+        c.files,
+        [
+            main.clone(),
+            dir.path().join("servers.d/a.toml"),
+            dir.path().join("servers.d/b.toml"),
+            dir.path().join("extra.toml"),
+        ]
+    );
+    assert_eq!(c.daemon.include, [dir.path().join("servers.d"), dir.path().join("extra.toml")]);
+    // Daemon defaults reach included servers too.
+    assert_eq!(server(&c, "b").call_timeout, Duration::from_secs(3));
+    let TransportConfig::Http { url, .. } = &server(&c, "a").transport else {
+        panic!("not http");
+    };
+    assert_eq!(url, "https://example.com/mcp");
+}
+
+#[test]
+fn include_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("mcpd.toml");
+    write(&main, "[daemon]\ninclude = [\"servers.d\", \"nope\"]\n\n[servers.fs]\ncommand = \"x\"\n");
+    // Duplicate of the main file's server, plus a forbidden table.
+    write(&dir.path().join("servers.d/10-dup.toml"), "[daemon]\nsocket = \"/x\"\n\n[servers.fs]\ncommand = \"y\"\n");
+    // A syntax error here must not stop the next file from being checked.
+    write(&dir.path().join("servers.d/20-broken.toml"), "[servers.x\n");
+    write(&dir.path().join("servers.d/30-more.toml"), "[servers.more]\ncomand = \"z\"\n");
+    let Err(e) = load(&main) else {
+        panic!("expected problems");
+    };
+    let d = dir.path().display();
+    let got: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            format!("{d}/mcpd.toml:2:25: cannot read include \"{d}/nope\": no such file or directory (os error 2)"),
+            format!(
+                "{d}/servers.d/10-dup.toml:1:2: only [servers.*] tables are allowed in included files, found \"daemon\""
+            ),
+            format!("{d}/servers.d/10-dup.toml:4:10: server \"fs\" is already defined at {d}/mcpd.toml:4:10"),
+            format!("{d}/servers.d/20-broken.toml:1:11: invalid toml: unclosed table, expected `]`"),
+            format!("{d}/servers.d/30-more.toml:1:10: [servers.more] needs \"command\" (stdio) or \"url\" (http, sse)"),
+            format!(
+                "{d}/servers.d/30-more.toml:2:1: unknown key \"comand\" in [servers.more], did you mean \"command\"?"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn overlapping_includes_are_loaded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("mcpd.toml");
+    write(&main, "[daemon]\ninclude = [\".\", \"a.toml\"]\n");
+    write(&dir.path().join("a.toml"), "[servers.a]\ncommand = \"a\"\n");
+    let c = match load(&main) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(c.files, [main.clone(), dir.path().join("./a.toml")]);
+    assert_eq!(c.servers.len(), 1);
+}
+
+#[test]
+fn unreadable_main_file() {
+    let Err(e) = load(Path::new("/nonexistent/mcpd.toml")) else {
+        panic!("expected problems");
+    };
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/mcpd.toml:1:1: cannot read config file: no such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn durations() {
+    let cases: &[(&str, Option<Duration>)] = &[
+        ("500ms", Some(Duration::from_millis(500))),
+        ("30s", Some(Duration::from_secs(30))),
+        ("5m", Some(Duration::from_secs(300))),
+        ("1h", Some(Duration::from_secs(3600))),
+        ("1h 30m", Some(Duration::from_secs(5400))),
+        (" 2s ", Some(Duration::from_secs(2))),
+        ("0s", Some(Duration::ZERO)),
+        ("30", None),
+        ("", None),
+        ("fast", None),
+        ("-1s", None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_duration(text), *expected, "{text:?}");
+    }
+}
+
+#[test]
+fn sizes() {
+    let cases: &[(&str, Option<u64>)] = &[
+        ("0", Some(0)),
+        ("1024", Some(1024)),
+        ("512B", Some(512)),
+        ("512KiB", Some(512 * 1024)),
+        ("16MiB", Some(16 << 20)),
+        ("16mib", Some(16 << 20)),
+        ("2GiB", Some(2 << 30)),
+        ("1KB", Some(1000)),
+        ("1MB", Some(1_000_000)),
+        ("3 GB", Some(3_000_000_000)),
+        (" 7 KiB ", Some(7168)),
+        ("MiB", None),
+        ("1.5MiB", None),
+        ("-1", None),
+        ("1TiB", None),
+        ("99999999999999999999", None),
+        ("18446744073709551615GiB", None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_size(text), *expected, "{text:?}");
+    }
+}
+
+#[test]
+fn globs() {
+    let cases: &[(&str, &str, bool)] = &[
+        ("*", "anything", true),
+        ("*", "", true),
+        ("read_*", "read_file", true),
+        ("read_*", "write_file", false),
+        ("?s", "ls", true),
+        ("?s", "lss", false),
+        ("*_file", "read_file", true),
+        ("a*b*c", "aXbYc", true),
+        ("a*b*c", "aXbY", false),
+        ("exact", "exact", true),
+        ("exact", "exactly", false),
+    ];
+    for (glob, name, expected) in cases {
+        assert_eq!(glob_match(glob, name), *expected, "{glob} vs {name}");
+    }
+}
+
+#[test]
+fn redacted_urls() {
+    assert_eq!(redact_url("https://example.com"), "https://example.com");
+    assert_eq!(redact_url("https://example.com/"), "https://example.com/");
+    assert_eq!(redact_url("https://u:p@example.com:8443/mcp?k=v"), "https://<redacted>@example.com:8443/<redacted>");
+    assert_eq!(redact_url("http://h?token=x"), "http://h/<redacted>");
+    assert_eq!(redact_url("garbage"), "<redacted>");
+}
+
+#[test]
+fn default_paths() {
+    let id = |runtime: Option<&str>, state: Option<&str>, home: Option<&str>, root: bool| Identity {
+        xdg_runtime_dir: runtime.map(Into::into),
+        xdg_state_home: state.map(Into::into),
+        home: home.map(Into::into),
+        is_root: root,
+        uid: 1000,
+    };
+    let user = id(Some("/run/user/1000"), Some("/home/u/.st"), Some("/home/u"), false);
+    assert_eq!(socket_path(&user), Path::new("/run/user/1000/mcpd/mcpd.sock"));
+    assert_eq!(state_dir(&user), Path::new("/home/u/.st/mcpd"));
+
+    let bare = id(None, None, Some("/home/u"), false);
+    assert_eq!(socket_path(&bare), Path::new("/tmp/mcpd-1000/mcpd.sock"));
+    assert_eq!(state_dir(&bare), Path::new("/home/u/.local/state/mcpd"));
+
+    // Empty or relative XDG values are ignored, as the XDG spec requires.
+    let odd = id(Some(""), Some("rel"), None, false);
+    assert_eq!(socket_path(&odd), Path::new("/tmp/mcpd-1000/mcpd.sock"));
+    assert_eq!(state_dir(&odd), Path::new("/tmp/mcpd-1000/state"));
+
+    let root = id(None, None, Some("/root"), true);
+    assert_eq!(socket_path(&root), Path::new("/run/mcpd/mcpd.sock"));
+    assert_eq!(state_dir(&root), Path::new("/var/lib/mcpd"));
+
+    let c = ok("");
+    assert_eq!(c.socket_path(), default_socket_path());
+    assert_eq!(c.state_dir(), default_state_dir());
+}
+
+#[test]
+fn exit_code_is_ex_config() {
+    assert_eq!(EXIT_CONFIG, 78);
+}
+
+/// Every shipped example must load cleanly on a machine with the peers
+/// installed (`MCPD_PEERS`) and the documented variables set.
+#[test]
+fn example_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut pending = vec![root];
+    let mut checked = Vec::new();
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                let src = std::fs::read_to_string(&path).unwrap();
+                if let Err(e) = load_str(&src, &path, &fake_env) {
+                    panic!("{e}");
+                }
+                checked.push(path);
+            }
+        }
+    }
+    assert!(checked.len() >= 3, "{checked:?}");
+}

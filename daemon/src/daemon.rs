@@ -1,0 +1,179 @@
+//! Wires the daemon together: store, reaper, supervisor, registry, API socket, signals,
+//! systemd notification, and the bounded shutdown sequence.
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{self, Api},
+    config::{self, Config},
+    event::EventBus,
+    reaper::Reaper,
+    registry::Registry,
+    session::SessionContext,
+    store::{Store, StoreError},
+    supervisor::Supervisor,
+};
+
+/// State shared by the API handlers.
+pub struct Daemon {
+    pub registry: Arc<Registry>,
+    pub supervisor: Supervisor,
+    pub events: EventBus,
+    pub started: Instant,
+    pub config_path: PathBuf,
+    pub socket_path: PathBuf,
+    pub state_dir: PathBuf,
+    pub max_result_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bind(#[from] api::server::BindError),
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Where to put things, after CLI overrides.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_path: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    /// The `mcpd` executable, started again as `mcpd __reaper`; `None` disables the reaper.
+    pub reaper_exe: Option<PathBuf>,
+}
+
+/// Runs until SIGTERM/SIGINT. Only startup errors are returned; a failing server never
+/// ends the daemon.
+pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    let state_dir = opts.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await.map_err(StoreError::from)??;
+    let reaper = match &opts.reaper_exe {
+        Some(exe) => match Reaper::start(exe) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the reaper; server processes may outlive a crashed daemon");
+                None
+            }
+        },
+        None => None,
+    };
+    let root = CancellationToken::new();
+    let registry = Arc::new(Registry::default());
+    let events = EventBus::default();
+    let ctx = SessionContext { registry: registry.clone(), store: Some(store.clone()), reaper };
+    let daemon = Arc::new(Daemon {
+        registry,
+        supervisor: Supervisor::new(ctx, events.clone(), root.child_token()),
+        events,
+        started: Instant::now(),
+        config_path: opts.config_path.clone(),
+        socket_path: opts.socket.clone(),
+        state_dir: opts.state_dir.clone(),
+        max_result_bytes: config.daemon.max_result_bytes,
+    });
+
+    let listener = api::server::bind(&opts.socket).await?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+
+    let report = daemon.supervisor.apply(&config).await;
+    tracing::info!(servers = report.added.len(), socket = %opts.socket.display(), "mcpd serving");
+
+    let api_stop = CancellationToken::new();
+    let mut api_task = tokio::spawn(api::server::serve(Api { daemon: daemon.clone() }, listener, api_stop.clone()));
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog(root.clone());
+
+    let grace = config.daemon.shutdown_grace;
+    let mut current = config;
+    let api_result = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break None,
+            _ = sigint.recv() => break None,
+            _ = sighup.recv() => current = reload(&daemon, &opts.config_path, current).await,
+            r = &mut api_task => break Some(r),
+        }
+    };
+    tracing::info!("shutting down");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // Order: stop taking RPCs, stop sessions (reaping children), flush the store.
+    api_stop.cancel();
+    let shutdown = async {
+        if api_result.is_none() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut api_task).await;
+        }
+        daemon.supervisor.shutdown(grace).await;
+        if let Err(e) = store.flush().await {
+            tracing::warn!(error = %e, "store flush failed");
+        }
+    };
+    // Stopping sessions is bounded per session; this outer bound catches anything else.
+    if tokio::time::timeout(grace + Duration::from_secs(5), shutdown).await.is_err() {
+        tracing::warn!("shutdown did not finish within {grace:?}; exiting anyway");
+    }
+    root.cancel();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    match api_result {
+        Some(Ok(Err(e))) => Err(ServeError::Grpc(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Loads and applies a new config; a bad file changes nothing.
+async fn reload(daemon: &Daemon, path: &std::path::Path, current: Config) -> Config {
+    notify_systemd(&[sd_notify::NotifyState::Reloading]);
+    let p = path.to_owned();
+    let loaded = tokio::task::spawn_blocking(move || config::load(&p)).await;
+    let next = match loaded {
+        Ok(Ok(cfg)) => {
+            let report = daemon.supervisor.apply(&cfg).await;
+            tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
+            cfg
+        }
+        Ok(Err(e)) => {
+            tracing::error!("config reload rejected, keeping the running config:\n{e}");
+            current
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "config reload failed");
+            current
+        }
+    };
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    next
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+fn spawn_watchdog(root: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    let every = sd_notify::watchdog_enabled()? / 2;
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = root.cancelled() => return,
+                _ = tick.tick() => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            }
+        }
+    }))
+}

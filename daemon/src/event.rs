@@ -1,0 +1,66 @@
+//! Daemon events (state changes, tool list changes, errors), fanned out to WatchEvents subscribers.
+use tokio::sync::broadcast;
+
+use crate::upstream::ServerState;
+
+/// Bounded so a slow watcher can never grow the daemon's memory; a watcher that
+/// falls behind is told how many events it lost.
+const CAPACITY: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    State,
+    ToolsChanged,
+    Error,
+    MessageTooLarge,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::State => "state",
+            EventKind::ToolsChanged => "tools_changed",
+            EventKind::Error => "error",
+            EventKind::MessageTooLarge => "message_too_large",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub unix_ms: u64,
+    pub server: String,
+    pub kind: EventKind,
+    pub state: Option<ServerState>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+// === impl EventBus ===
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self { tx: broadcast::channel(CAPACITY).0 }
+    }
+}
+
+impl EventBus {
+    pub fn emit(&self, server: &str, kind: EventKind, state: Option<ServerState>, message: impl Into<String>) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.tx.send(Event {
+            unix_ms: crate::util::unix_ms(),
+            server: server.to_owned(),
+            kind,
+            state,
+            message: message.into(),
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

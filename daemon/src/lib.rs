@@ -1,0 +1,26 @@
+//! mcpd: one MCP client for the whole machine.
+//!
+//! # Layout
+//! - [`config`]: parse and validate the TOML config, collecting every problem.
+//! - [`supervisor`] starts one [`session`] task per server; each owns its
+//!   [`transport`] (stdio child, Streamable HTTP, legacy SSE) and reconnect policy ([`backoff`]).
+//! - [`registry`]: the merged `server.tool` namespace, read lock-free by [`call`] and [`api`].
+//! - [`store`]: the only module that touches sled. [`reaper`]: kills server process
+//!   groups when the daemon dies. [`daemon`]: wiring, signals, shutdown.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod backoff;
+pub mod call;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod event;
+pub mod reaper;
+pub mod registry;
+pub mod session;
+pub mod store;
+pub mod supervisor;
+pub mod transport;
+pub mod upstream;
+pub mod util;

@@ -1,0 +1,160 @@
+//! The merged tool registry: `server.tool` names, stable order, lock-free snapshot reads.
+//!
+//! Writers (one session task per server) build a new snapshot and swap it in; readers
+//! load the current `Arc` and never wait on a lock held across I/O.
+use std::{collections::BTreeMap, sync::Arc};
+
+use arc_swap::ArcSwap;
+use rmcp::model::Tool;
+
+use crate::config::ToolFilter;
+
+/// One tool as apps see it.
+#[derive(Debug)]
+pub struct ToolEntry {
+    pub server: String,
+    pub tool: Tool,
+    /// Compiled inputSchema; `None` when the schema could not be compiled (calls are then
+    /// sent unvalidated and the problem is logged once when the list is published).
+    pub validator: Option<jsonschema::Validator>,
+}
+
+impl ToolEntry {
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.server, self.tool.name)
+    }
+}
+
+/// All tools of one server.
+#[derive(Debug, Default)]
+pub struct ServerTools {
+    pub tools: BTreeMap<String, Arc<ToolEntry>>,
+    /// True when the list comes from the store and the server is not connected.
+    pub stale: bool,
+}
+
+/// An immutable view of every server's tools.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub servers: BTreeMap<String, Arc<ServerTools>>,
+}
+
+impl Snapshot {
+    /// Resolves `server.tool`. Server names cannot contain `.`, so the first dot splits.
+    pub fn resolve(&self, qualified: &str) -> Option<(&Arc<ServerTools>, &Arc<ToolEntry>)> {
+        let (server, tool) = qualified.split_once('.')?;
+        let st = self.servers.get(server)?;
+        Some((st, st.tools.get(tool)?))
+    }
+
+    /// Tools in stable order (server name, then tool name).
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<ServerTools>, &Arc<ToolEntry>)> {
+        self.servers.values().flat_map(|st| st.tools.values().map(move |t| (st, t)))
+    }
+
+    /// A close qualified name, for "did you mean" hints.
+    pub fn suggest(&self, qualified: &str) -> Option<String> {
+        let mut best: Option<(f64, String)> = None;
+        for (_, t) in self.iter() {
+            let q = t.qualified_name();
+            let score = strsim::jaro_winkler(&q, qualified);
+            if score > 0.85 && best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, q));
+            }
+        }
+        best.map(|(_, q)| q)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    current: ArcSwap<Snapshot>,
+    /// Serialises writers so two servers publishing at once cannot lose an update.
+    write: std::sync::Mutex<()>,
+}
+
+// === impl Registry ===
+
+impl Registry {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces one server's tools.
+    pub fn publish(&self, server: &str, tools: ServerTools) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut servers = self.current.load().servers.clone();
+        servers.insert(server.to_owned(), Arc::new(tools));
+        self.current.store(Arc::new(Snapshot { servers }));
+    }
+
+    /// Marks a server's tools stale (disconnected) without forgetting them.
+    pub fn mark_stale(&self, server: &str) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.current.load();
+        let Some(st) = cur.servers.get(server) else {
+            return;
+        };
+        if st.stale {
+            return;
+        }
+        let mut servers = cur.servers.clone();
+        servers.insert(server.to_owned(), Arc::new(ServerTools { tools: st.tools.clone(), stale: true }));
+        self.current.store(Arc::new(Snapshot { servers }));
+    }
+
+    pub fn remove(&self, server: &str) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut servers = self.current.load().servers.clone();
+        if servers.remove(server).is_some() {
+            self.current.store(Arc::new(Snapshot { servers }));
+        }
+    }
+}
+
+/// Builds a server's tool table: applies the config's allow/deny filter, drops tools whose
+/// names break the spec's `[A-Za-z0-9_.-]{1,128}` rule, and compiles input schemas.
+/// Compiling schemas is CPU work: call it from `spawn_blocking`.
+pub fn build_server_tools(
+    server: &str,
+    tools: Vec<Tool>,
+    filter: &ToolFilter,
+    stale: bool,
+) -> (ServerTools, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for tool in tools {
+        let name = tool.name.to_string();
+        if !valid_tool_name(&name) {
+            warnings.push(format!("tool name {name:?} is not valid (allowed: [A-Za-z0-9_.-]{{1,128}}); ignored"));
+            continue;
+        }
+        if !filter.allows(&name) {
+            continue;
+        }
+        if out.contains_key(&name) {
+            warnings.push(format!("tool {name:?} is listed twice; the first definition is kept"));
+            continue;
+        }
+        let schema = serde_json::Value::Object((*tool.input_schema).clone());
+        let validator = match jsonschema::validator_for(&schema) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                warnings.push(format!(
+                    "tool {name:?} has an inputSchema that does not compile ({e}); its arguments are not validated"
+                ));
+                None
+            }
+        };
+        out.insert(name, Arc::new(ToolEntry { server: server.to_owned(), tool, validator }));
+    }
+    (ServerTools { tools: out, stale }, warnings)
+}
+
+fn valid_tool_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests;

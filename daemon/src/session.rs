@@ -1,0 +1,537 @@
+//! One task per upstream server: connect, handshake in the right era, list tools,
+//! watch for changes and liveness, and on failure reconnect with backoff behind a
+//! crash-loop breaker. A failing server never affects the others.
+use std::{sync::Arc, time::Duration};
+
+use rmcp::{
+    ClientHandler,
+    model::{
+        ClientCapabilities, ClientConfig, ClientRequest, Implementation, PaginatedRequestParams, PingRequest,
+        ProgressNotificationParam, ProtocolVersion, SubscriptionFilter, Tool,
+    },
+    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RoleClient, RunningService, ServiceError},
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    backoff::{Backoff, CrashLoopBreaker},
+    config::{ProtocolPref, TransportConfig},
+    event::EventKind,
+    reaper::Reaper,
+    registry::{Registry, build_server_tools},
+    store::{Store, StoredTools},
+    transport::{self, AnyTransport, limit::FaultSlot, stdio::StdioChild},
+    upstream::{ServerState, Upstream},
+    util::unix_ms,
+};
+
+/// A list_changed burst (servers often send several) becomes one re-list.
+const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(250);
+/// A session that stayed up this long resets the backoff to its initial delay.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Bounds on `tools/list` pagination, against servers that page forever.
+const MAX_TOOL_PAGES: usize = 1000;
+const MAX_TOOLS: usize = 10_000;
+/// A remembered era is trusted this long before mcpd probes again.
+const ERA_MEMORY_MS: u64 = 24 * 3600 * 1000;
+
+/// Everything a session task needs from the daemon.
+#[derive(Clone)]
+pub struct SessionContext {
+    pub registry: Arc<Registry>,
+    pub store: Option<Store>,
+    pub reaper: Option<Reaper>,
+}
+
+/// Answers what a server sends to mcpd. Server requests (sampling, elicitation) get
+/// rmcp's defaults for now: method-not-found / decline.
+#[derive(Clone)]
+pub struct Handler {
+    upstream: Arc<Upstream>,
+    /// The version offered in `initialize` (session era).
+    offer: ProtocolVersion,
+}
+
+impl ClientHandler for Handler {
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.upstream.route_progress(params);
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.upstream.tools_changed.notify_one();
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut info = Implementation::new("mcpd", env!("CARGO_PKG_VERSION"));
+        info.title = Some("mcpd".into());
+        ClientConfig::new(ClientCapabilities::default(), info).with_protocol_version(self.offer.clone())
+    }
+}
+
+/// A live session.
+struct Connection {
+    service: RunningService<RoleClient, Handler>,
+    child: Option<StdioChild>,
+    fault: FaultSlot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("listing tools failed: {0}")]
+    ListTools(String),
+}
+
+/// Runs the server's session loop until `cancel` fires.
+pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: CancellationToken) {
+    let cfg = upstream.config.clone();
+    if !cfg.enabled {
+        upstream.update(|s| s.state = ServerState::Disabled);
+        ctx.registry.remove(&upstream.name);
+        return;
+    }
+    load_stale_tools(&upstream, &ctx).await;
+    let mut backoff = match Backoff::try_new(&cfg.backoff) {
+        Ok(b) => b,
+        Err(e) => {
+            // Config validation rejects these bounds; keep a sane policy if one slips through.
+            tracing::error!(server = %upstream.name, error = %e, "invalid backoff, using defaults");
+            Backoff::try_new(&crate::config::BackoffConfig::default()).unwrap_or_else(|_| unreachable_backoff())
+        }
+    };
+    let mut breaker = CrashLoopBreaker::new(&cfg.crash_loop);
+
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        upstream.update(|s| {
+            s.state = ServerState::Starting;
+            s.next_retry_unix_ms = 0;
+        });
+        let started = Instant::now();
+        let failure = match connect(&upstream, &ctx).await {
+            Ok(conn) => serve(&upstream, &ctx, conn, &cancel).await,
+            Err(e) => Some(e.to_string()),
+        };
+        upstream.set_peer(None);
+        ctx.registry.mark_stale(&upstream.name);
+        upstream.update(|s| {
+            s.ready_since = None;
+            s.stale = true;
+            s.pid = 0;
+        });
+        if cancel.is_cancelled() {
+            break;
+        }
+        let reason = failure.unwrap_or_else(|| "connection closed".to_owned());
+        tracing::warn!(server = %upstream.name, reason = %reason, "session ended");
+        upstream.events.emit(&upstream.name, EventKind::Error, None, reason.clone());
+        if started.elapsed() >= STABLE_AFTER {
+            backoff.reset();
+        }
+        let (state, delay) = match breaker.record_failure(Instant::now()) {
+            Some(open_for) => (ServerState::CircuitOpen, open_for),
+            None => (ServerState::Backoff, backoff.next_delay()),
+        };
+        upstream.update(|s| {
+            s.state = state;
+            s.last_error = reason;
+            s.next_retry_unix_ms = unix_ms() + delay.as_millis() as u64;
+        });
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    upstream.update(|s| {
+        s.state = ServerState::Stopped;
+        s.next_retry_unix_ms = 0;
+    });
+}
+
+fn unreachable_backoff() -> Backoff {
+    // The defaults are valid by construction; this only satisfies the type checker
+    // without a panic path.
+    Backoff::try_new(&crate::config::BackoffConfig {
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(60),
+        multiplier: 2.0,
+        jitter: 0.3,
+    })
+    .unwrap_or_else(|_| unreachable_backoff())
+}
+
+/// Publishes the last-known tool list (marked stale) so `ListTools` answers at once after a restart.
+async fn load_stale_tools(upstream: &Arc<Upstream>, ctx: &SessionContext) {
+    let Some(store) = &ctx.store else { return };
+    let rec = match store.load_tools(&upstream.name).await {
+        Ok(Some(rec)) if rec.identity == upstream.identity => rec,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(server = %upstream.name, error = %e, "cannot read last-known tools");
+            return;
+        }
+    };
+    let tools: Vec<Tool> = rec.tools.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
+    let filter = upstream.config.tools.clone();
+    let name = upstream.name.clone();
+    if let Ok((st, _)) = tokio::task::spawn_blocking(move || build_server_tools(&name, tools, &filter, true)).await {
+        let count = st.tools.len();
+        ctx.registry.publish(&upstream.name, st);
+        upstream.update(|s| {
+            s.tool_count = count;
+            s.stale = true;
+            s.protocol_version = rec.protocol_version;
+        });
+    }
+}
+
+fn lifecycle_for(pref: &ProtocolPref, remembered: Option<&str>) -> ClientLifecycleMode {
+    let v2026 = ProtocolVersion::V_2026_07_28;
+    match pref {
+        ProtocolPref::Auto => match remembered {
+            Some(v) if v == v2026.as_str() => ClientLifecycleMode::Discover { preferred_versions: vec![v2026] },
+            Some(_) => ClientLifecycleMode::Initialize,
+            None => ClientLifecycleMode::Auto {
+                preferred_versions: vec![v2026],
+                legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+            },
+        },
+        other => {
+            let v = other.as_str();
+            if v == v2026.as_str() {
+                ClientLifecycleMode::Discover { preferred_versions: vec![v2026] }
+            } else {
+                ClientLifecycleMode::Initialize
+            }
+        }
+    }
+}
+
+async fn remembered_era(upstream: &Upstream, ctx: &SessionContext) -> Option<String> {
+    let store = ctx.store.as_ref()?;
+    let v = store.load_era(&upstream.identity).await.ok()??;
+    let (version, at) = v.split_once('|')?;
+    let at: u64 = at.parse().ok()?;
+    (unix_ms().saturating_sub(at) < ERA_MEMORY_MS).then(|| version.to_owned())
+}
+
+async fn connect(upstream: &Arc<Upstream>, ctx: &SessionContext) -> Result<Connection, ConnectError> {
+    let cfg = &upstream.config;
+    let fault: FaultSlot = Arc::default();
+    let max = cfg.max_message_bytes;
+    let (transport, child, is_legacy_sse): (AnyTransport, Option<StdioChild>, bool) = match &cfg.transport {
+        TransportConfig::Stdio { command, args, env, cwd } => {
+            let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+            let (t, c) = transport::stdio::spawn(
+                upstream,
+                command,
+                args,
+                &env,
+                cwd.as_deref(),
+                fault.clone(),
+                ctx.reaper.as_ref(),
+            )
+            .map_err(|e| ConnectError::Setup(e.to_string()))?;
+            (t, Some(c), false)
+        }
+        TransportConfig::Http { url, headers } => {
+            let headers: Vec<(String, String)> =
+                headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+            let t = transport::http::connect(url, &headers, max, cfg.connect_timeout)
+                .map_err(|e| ConnectError::Setup(e.to_string()))?;
+            (t, None, false)
+        }
+        TransportConfig::Sse { url, headers } => {
+            let headers: Vec<(String, String)> =
+                headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+            let t = transport::sse::connect(url, &headers, max, cfg.connect_timeout)
+                .await
+                .map_err(|e| ConnectError::Setup(e.to_string()))?;
+            (t, None, true)
+        }
+    };
+    let remembered = remembered_era(upstream, ctx).await;
+    let mode = if is_legacy_sse {
+        ClientLifecycleMode::Initialize
+    } else {
+        lifecycle_for(&cfg.protocol, remembered.as_deref())
+    };
+    // A pinned session-era version is what we offer in `initialize`; otherwise the newest.
+    let offer = match &cfg.protocol {
+        ProtocolPref::Auto => ProtocolVersion::LATEST_WITH_INITIALIZE,
+        p => known_version(p.as_str()),
+    };
+    let handler = Handler { upstream: upstream.clone(), offer };
+    let result = tokio::time::timeout(cfg.connect_timeout, handler.serve_with_lifecycle(transport, mode)).await;
+    let service = match result {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let reason = fault_or(&fault, e.to_string());
+            return Err(match child {
+                Some(c) => ConnectError::Handshake(format!("{reason} (server {})", c.shutdown().await)),
+                None => ConnectError::Handshake(reason),
+            });
+        }
+        Err(_) => {
+            if let Some(c) = child {
+                c.shutdown().await;
+            }
+            return Err(ConnectError::Timeout(cfg.connect_timeout));
+        }
+    };
+    Ok(Connection { service, child, fault })
+}
+
+/// The rmcp constant for a version string the config accepted.
+fn known_version(v: &str) -> ProtocolVersion {
+    [
+        ProtocolVersion::V_2026_07_28,
+        ProtocolVersion::V_2025_11_25,
+        ProtocolVersion::V_2025_06_18,
+        ProtocolVersion::V_2025_03_26,
+        ProtocolVersion::V_2024_11_05,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == v)
+    .unwrap_or(ProtocolVersion::LATEST_WITH_INITIALIZE)
+}
+
+/// Prefers the reader's explanation (oversized or non-JSON output) over the generic error it caused.
+fn fault_or(fault: &FaultSlot, other: String) -> String {
+    match fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(f) => f.to_string(),
+        None => other,
+    }
+}
+
+/// Drives a ready connection until it ends or `cancel` fires. Returns why it ended
+/// (`None` for a clean stop).
+async fn serve(
+    upstream: &Arc<Upstream>,
+    ctx: &SessionContext,
+    conn: Connection,
+    cancel: &CancellationToken,
+) -> Option<String> {
+    let Connection { service, mut child, fault } = conn;
+    let peer = service.peer().clone();
+    let info = peer.peer_info();
+    let version = info.as_ref().map(|i| i.protocol_version.as_str().to_owned()).unwrap_or_default();
+    let stateless = info.as_ref().is_some_and(|i| !i.protocol_version.has_initialize());
+    let (server_name, server_version) = info
+        .as_ref()
+        .and_then(|i| i.server_info.as_ref())
+        .map(|s| (s.name.clone(), s.version.clone()))
+        .unwrap_or_default();
+    if let Some(store) = &ctx.store
+        && let Err(e) = store.save_era(&upstream.identity, &format!("{version}|{}", unix_ms())).await
+    {
+        tracing::warn!(server = %upstream.name, error = %e, "cannot remember protocol era");
+    }
+    let cfg = upstream.config.clone();
+
+    // Tools first: a session is ready only once its tools are in the registry.
+    let first = tokio::time::timeout(cfg.call_timeout, list_all_tools(&peer)).await;
+    let mut last_tools = match first {
+        Ok(Ok(tools)) => tools,
+        Ok(Err(e)) => {
+            return Some(finish(upstream, service, child.take(), &fault, ConnectError::ListTools(e).to_string()).await);
+        }
+        Err(_) => {
+            return Some(
+                finish(upstream, service, child.take(), &fault, ConnectError::Timeout(cfg.call_timeout).to_string())
+                    .await,
+            );
+        }
+    };
+    publish(upstream, ctx, &last_tools, &version).await;
+    upstream.set_peer(Some(peer.clone()));
+    upstream.update(|s| {
+        s.state = ServerState::Ready;
+        s.protocol_version = version.clone();
+        s.era = if stateless { "stateless" } else { "session" };
+        s.server_name = server_name;
+        s.server_version = server_version;
+        s.connects += 1;
+        s.ready_since = Some(Instant::now());
+        s.stale = false;
+        s.last_error.clear();
+    });
+    tracing::info!(server = %upstream.name, protocol = %version, tools = last_tools.len(), "ready");
+
+    // In the stateless era list_changed only arrives on a subscriptions/listen stream.
+    let listen_task = if stateless {
+        let up = upstream.clone();
+        let peer = peer.clone();
+        Some(tokio::spawn(async move {
+            let mut filter = SubscriptionFilter::new();
+            filter.tools_list_changed = Some(true);
+            match peer.listen(filter).await {
+                Ok(mut sub) => {
+                    while let Ok(Some(_)) = sub.next().await {
+                        up.tools_changed.notify_one();
+                    }
+                }
+                Err(e) => tracing::debug!(server = %up.name, error = %e, "subscriptions/listen unavailable"),
+            }
+        }))
+    } else {
+        None
+    };
+
+    let ping_every =
+        if cfg.liveness_interval.is_zero() { Duration::from_secs(3600 * 24 * 365) } else { cfg.liveness_interval };
+    let mut liveness = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut missed_pings = 0u32;
+    let ct = service.cancellation_token();
+    // Scoped so the futures borrowing `child` end before the child is shut down.
+    let reason = {
+        let mut closed = std::pin::pin!(service.waiting());
+        let mut child_exit = std::pin::pin!(async {
+            match child.as_mut() {
+                Some(c) => c.wait().await,
+                None => std::future::pending().await,
+            }
+        });
+
+        let reason: Option<String> = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break None,
+                _ = &mut closed => break Some(fault_or(&fault, "connection closed by the server".to_owned())),
+                how = &mut child_exit => break Some(fault_or(&fault, format!("server process {how}"))),
+                _ = upstream.tools_changed.notified() => {
+                    tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
+                    match tokio::time::timeout(cfg.call_timeout, list_all_tools(&peer)).await {
+                        Ok(Ok(tools)) => {
+                            if tools != last_tools {
+                                publish(upstream, ctx, &tools, &version).await;
+                                last_tools = tools;
+                            }
+                            upstream.update(|s| if s.state == ServerState::Degraded { s.state = ServerState::Ready });
+                        }
+                        Ok(Err(e)) => upstream.update(|s| { s.state = ServerState::Degraded; s.last_error = format!("re-listing tools failed: {e}"); }),
+                        Err(_) => upstream.update(|s| { s.state = ServerState::Degraded; s.last_error = "re-listing tools timed out".into(); }),
+                    }
+                }
+                _ = liveness.tick() => {
+                    let timeout = ping_every.min(Duration::from_secs(10));
+                    let ping = peer.send_request(ClientRequest::PingRequest(PingRequest::default()));
+                    match tokio::time::timeout(timeout, ping).await {
+                        // Any answer, even an error, proves the server is alive.
+                        Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_))) => {
+                            missed_pings = 0;
+                            upstream.update(|s| if s.state == ServerState::Degraded { s.state = ServerState::Ready });
+                        }
+                        Ok(Err(e)) => break Some(format!("liveness check failed: {e}")),
+                        Err(_) => {
+                            missed_pings += 1;
+                            if missed_pings >= 2 {
+                                break Some(format!("no answer to {missed_pings} liveness pings"));
+                            }
+                            upstream.update(|s| { s.state = ServerState::Degraded; s.last_error = "liveness ping timed out".into(); });
+                        }
+                    }
+                }
+            }
+        };
+        upstream.set_peer(None);
+        ct.cancel();
+        // The service loop ends promptly once cancelled; bound it anyway.
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut closed).await;
+        reason
+    };
+    if let Some(t) = listen_task {
+        t.abort();
+    }
+    if let Some(c) = child.take() {
+        let how = c.shutdown().await;
+        tracing::debug!(server = %upstream.name, "server process {how}");
+    }
+    let fault_now = fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(f @ transport::limit::Fault::TooLarge { .. }) = fault_now {
+        upstream.events.emit(&upstream.name, EventKind::MessageTooLarge, None, f.to_string());
+    }
+    reason
+}
+
+/// Ends a connection that failed before it became ready.
+async fn finish(
+    upstream: &Upstream,
+    service: RunningService<RoleClient, Handler>,
+    child: Option<StdioChild>,
+    fault: &FaultSlot,
+    reason: String,
+) -> String {
+    let _ = tokio::time::timeout(Duration::from_secs(5), service.cancel()).await;
+    if let Some(c) = child {
+        let how = c.shutdown().await;
+        tracing::debug!(server = %upstream.name, "server process {how}");
+    }
+    fault_or(fault, reason)
+}
+
+/// `tools/list`, following cursors, bounded against servers that page forever.
+async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<Vec<Tool>, String> {
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_TOOL_PAGES {
+        let params = cursor.take().map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+        let page = peer.list_tools(params).await.map_err(|e| e.to_string())?;
+        tools.extend(page.tools);
+        if tools.len() > MAX_TOOLS {
+            return Err(format!("server lists more than {MAX_TOOLS} tools"));
+        }
+        match page.next_cursor {
+            Some(c) if !c.is_empty() => cursor = Some(c),
+            _ => return Ok(tools),
+        }
+    }
+    Err(format!("tools/list did not end after {MAX_TOOL_PAGES} pages"))
+}
+
+/// Puts a fresh tool list into the registry and the store.
+async fn publish(upstream: &Arc<Upstream>, ctx: &SessionContext, tools: &[Tool], version: &str) {
+    let name = upstream.name.clone();
+    let filter = upstream.config.tools.clone();
+    let owned = tools.to_vec();
+    let built = tokio::task::spawn_blocking(move || build_server_tools(&name, owned, &filter, false)).await;
+    let Ok((st, warnings)) = built else { return };
+    for w in warnings {
+        tracing::warn!(server = %upstream.name, "{w}");
+    }
+    let count = st.tools.len();
+    ctx.registry.publish(&upstream.name, st);
+    upstream.update(|s| s.tool_count = count);
+    upstream.events.emit(&upstream.name, EventKind::ToolsChanged, None, format!("{count} tools"));
+    if let Some(store) = &ctx.store {
+        let rec = StoredTools {
+            identity: upstream.identity.clone(),
+            tools: tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect(),
+            protocol_version: version.to_owned(),
+            saved_unix_ms: unix_ms(),
+        };
+        if let Err(e) = store.save_tools(&upstream.name, &rec).await {
+            tracing::warn!(server = %upstream.name, error = %e, "cannot save last-known tools");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn era_choice() {
+        assert!(matches!(lifecycle_for(&ProtocolPref::Auto, None), ClientLifecycleMode::Auto { .. }));
+        assert!(matches!(lifecycle_for(&ProtocolPref::Auto, Some("2026-07-28")), ClientLifecycleMode::Discover { .. }));
+        assert!(matches!(lifecycle_for(&ProtocolPref::Auto, Some("2025-06-18")), ClientLifecycleMode::Initialize));
+        assert_eq!(known_version("2024-11-05"), ProtocolVersion::V_2024_11_05);
+    }
+}

@@ -1,0 +1,111 @@
+//! A reader guard for stdio servers: resets the session on an oversized message or on
+//! output that cannot be JSON-RPC, instead of buffering it or silently skipping it.
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Why the reader gave up; read by the session task to explain the reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    TooLarge { limit: usize },
+    NotJson { first_byte: u8 },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::TooLarge { limit } => write!(f, "server sent a message larger than {limit} bytes"),
+            Fault::NotJson { first_byte } => write!(
+                f,
+                "server wrote non-JSON output to stdout (line starts with byte 0x{first_byte:02x}); stdout is reserved for MCP messages"
+            ),
+        }
+    }
+}
+
+pub type FaultSlot = Arc<Mutex<Option<Fault>>>;
+
+pub struct LimitedReader<R> {
+    inner: R,
+    limit: usize,
+    line_len: usize,
+    significant: bool,
+    fault: FaultSlot,
+}
+
+impl<R> LimitedReader<R> {
+    pub fn new(inner: R, limit: usize, fault: FaultSlot) -> Self {
+        Self { inner, limit, line_len: 0, significant: false, fault }
+    }
+
+    /// Checks newly read bytes; returns the fault they cause, if any.
+    fn scan(&mut self, bytes: &[u8]) -> Option<Fault> {
+        for &b in bytes {
+            if b == b'\n' {
+                self.line_len = 0;
+                self.significant = false;
+                continue;
+            }
+            self.line_len += 1;
+            if self.line_len > self.limit {
+                return Some(Fault::TooLarge { limit: self.limit });
+            }
+            // Only the first significant byte of a line is checked: a JSON-RPC message
+            // is an object or a batch array.
+            if !self.significant && !matches!(b, b' ' | b'\t' | b'\r') {
+                if !matches!(b, b'{' | b'[') {
+                    return Some(Fault::NotJson { first_byte: b });
+                }
+                self.significant = true;
+            }
+        }
+        None
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for LimitedReader<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if let Some(fault) = this.scan(&buf.filled()[before..]) {
+                    let msg = fault.to_string();
+                    *this.fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault);
+                    // Hide what was read: the transport must not parse part of a bad message.
+                    buf.set_filled(before);
+                    return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg)));
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(limit: usize) -> LimitedReader<&'static [u8]> {
+        LimitedReader::new(&b""[..], limit, Arc::default())
+    }
+
+    #[test]
+    fn accepts_json_lines() {
+        let mut r = reader(100);
+        assert_eq!(r.scan(b"{\"a\":1}\n[1]\n  {\"b\":2}\r\n\n"), None);
+    }
+
+    #[test]
+    fn rejects_garbage_and_oversize() {
+        assert_eq!(reader(100).scan(b"hello\n"), Some(Fault::NotJson { first_byte: b'h' }));
+        assert_eq!(reader(4).scan(b"{\"abc\":1}\n"), Some(Fault::TooLarge { limit: 4 }));
+        // The count restarts at each newline.
+        assert_eq!(reader(4).scan(b"{12}\n{34}\n"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! stdio servers: mcpd spawns the child itself (own process group, scrubbed env, stderr
+//! captured into a bounded ring) and owns its shutdown ladder: close stdin, SIGTERM the
+//! group, SIGKILL the group.
+use std::{process::Stdio, sync::Arc, time::Duration};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use super::{
+    AnyTransport,
+    limit::{FaultSlot, LimitedReader},
+};
+use crate::{reaper::Reaper, upstream::Upstream};
+
+/// Used when the daemon itself has no PATH (e.g. started by a minimal init).
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Longest stderr line kept; longer lines are cut (the ring is bounded anyway).
+const MAX_STDERR_LINE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start {command:?}: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("child has no pid (exited at once)")]
+    NoPid,
+}
+
+/// A running stdio server process (the leader of its own process group).
+pub struct StdioChild {
+    child: Child,
+    pgid: Option<Pid>,
+    grace: Duration,
+    reaper: Option<Reaper>,
+}
+
+/// Spawns the server and wraps its pipes in an rmcp transport.
+pub fn spawn(
+    upstream: &Arc<Upstream>,
+    command: &str,
+    args: &[String],
+    env: &[(String, String)],
+    cwd: Option<&std::path::Path>,
+    fault: FaultSlot,
+    reaper: Option<&Reaper>,
+) -> Result<(AnyTransport, StdioChild), SpawnError> {
+    let mut cmd = Command::new(command);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Own process group: signals reach grandchildren (npx-style launchers) too,
+        // and a Ctrl-C at the daemon's terminal does not hit the servers directly.
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(home) = std::env::var_os("HOME") {
+        cmd.env("HOME", home);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn { command: command.to_owned(), source })?;
+    let pid = child.id().ok_or(SpawnError::NoPid)?;
+    let pgid = Pid::from_raw(pid as i32);
+    if let (Some(r), Some(p)) = (reaper, pgid) {
+        r.register(p.as_raw_nonzero().get());
+    }
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        // Unreachable with piped stdio; kill what we started rather than leak it.
+        if let Some(p) = pgid {
+            let _ = kill_process_group(p, Signal::KILL);
+        }
+        return Err(SpawnError::NoPid);
+    };
+    upstream.update(|s| s.pid = pid);
+
+    let up = upstream.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            // Bounded read: a server spewing one endless line cannot grow our memory.
+            match (&mut lines).take(MAX_STDERR_LINE as u64).read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end();
+                    tracing::debug!(server = %up.name, stderr = %line);
+                    up.push_stderr(line);
+                }
+            }
+        }
+    });
+
+    let limit = upstream.config.max_message_bytes;
+    let reader = LimitedReader::new(stdout, limit, fault);
+    let transport = AnyTransport::Stdio(
+        rmcp::transport::async_rw::AsyncRwTransport::new(reader, stdin).with_max_line_length(limit.saturating_add(1)),
+    );
+    Ok((transport, StdioChild { child, pgid, grace: upstream.config.shutdown_grace, reaper: reaper.cloned() }))
+}
+
+// === impl StdioChild ===
+
+impl StdioChild {
+    /// Resolves when the server process exits; returns a description of how it ended.
+    pub async fn wait(&mut self) -> String {
+        match self.child.wait().await {
+            Ok(status) => describe(status),
+            Err(e) => format!("wait failed: {e}"),
+        }
+    }
+
+    /// Shutdown ladder. Stdin is already closed (the transport was dropped), which is
+    /// how a well-behaved server learns to exit; then SIGTERM, then SIGKILL, each to the
+    /// whole group, so nothing the server started survives it.
+    pub async fn shutdown(mut self) -> String {
+        let mut how = match tokio::time::timeout(self.grace, self.child.wait()).await {
+            Ok(Ok(status)) => Some(describe(status)),
+            _ => None,
+        };
+        if how.is_none() {
+            self.signal(Signal::TERM);
+            if let Ok(Ok(status)) = tokio::time::timeout(self.grace, self.child.wait()).await {
+                how = Some(format!("{} after SIGTERM", describe(status)));
+            }
+        }
+        // Always sweep the group: the leader may be gone while grandchildren live on.
+        self.signal(Signal::KILL);
+        let how = match how {
+            Some(h) => h,
+            None => match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
+                Ok(Ok(status)) => format!("{} after SIGKILL", describe(status)),
+                _ => "did not exit after SIGKILL".to_owned(),
+            },
+        };
+        if let (Some(r), Some(p)) = (&self.reaper, self.pgid) {
+            r.unregister(p.as_raw_nonzero().get());
+        }
+        // The leader is reaped, so its pid may be reused: never signal this group again.
+        self.pgid = None;
+        how
+    }
+
+    fn signal(&self, sig: Signal) {
+        if let Some(p) = self.pgid {
+            // ESRCH (group already gone) is the expected, fine outcome.
+            let _ = kill_process_group(p, sig);
+        }
+    }
+}
+
+impl Drop for StdioChild {
+    fn drop(&mut self) {
+        // Dropped without shutdown (task aborted): never leave the group behind.
+        self.signal(Signal::KILL);
+        if let (Some(r), Some(p)) = (&self.reaper, self.pgid) {
+            r.unregister(p.as_raw_nonzero().get());
+        }
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "exited".to_owned(),
+    }
+}

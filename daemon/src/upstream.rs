@@ -1,0 +1,255 @@
+//! The shared handle of one upstream server: its config, live status, current session peer and call limits.
+//!
+//! The session task owns the connection and is the only writer of `status` and `peer`;
+//! the API reads them without waiting on anything held across I/O.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use arc_swap::ArcSwapOption;
+use rmcp::{
+    model::{ProgressNotificationParam, ProgressToken},
+    service::{Peer, RoleClient},
+};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+use crate::{
+    config::{ServerConfig, TransportConfig},
+    event::{EventBus, EventKind},
+    util::LineRing,
+};
+
+/// Keep this many bytes of a server's stderr.
+const STDERR_RING_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    Starting,
+    Ready,
+    Degraded,
+    Backoff,
+    CircuitOpen,
+    Disabled,
+    Stopped,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Starting => "starting",
+            ServerState::Ready => "ready",
+            ServerState::Degraded => "degraded",
+            ServerState::Backoff => "backoff",
+            ServerState::CircuitOpen => "circuit-open",
+            ServerState::Disabled => "disabled",
+            ServerState::Stopped => "stopped",
+        }
+    }
+
+    /// Whether calls may be sent in this state.
+    pub fn is_connected(self) -> bool {
+        matches!(self, ServerState::Ready | ServerState::Degraded)
+    }
+}
+
+/// What `mcpd status` shows for one server.
+#[derive(Debug, Clone)]
+pub struct ServerStatus {
+    pub state: ServerState,
+    pub protocol_version: String,
+    pub era: &'static str,
+    pub tool_count: usize,
+    pub last_error: String,
+    pub next_retry_unix_ms: u64,
+    pub ready_since: Option<tokio::time::Instant>,
+    pub connects: u32,
+    pub server_name: String,
+    pub server_version: String,
+    pub pid: u32,
+    pub stale: bool,
+}
+
+impl Default for ServerStatus {
+    fn default() -> Self {
+        Self {
+            state: ServerState::Starting,
+            protocol_version: String::new(),
+            era: "",
+            tool_count: 0,
+            last_error: String::new(),
+            next_retry_unix_ms: 0,
+            ready_since: None,
+            connects: 0,
+            server_name: String::new(),
+            server_version: String::new(),
+            pid: 0,
+            stale: false,
+        }
+    }
+}
+
+pub struct Upstream {
+    pub name: String,
+    pub config: Arc<ServerConfig>,
+    /// Stable identity: config key + transport + exact command/args or URL.
+    pub identity: String,
+    status: Mutex<ServerStatus>,
+    peer: ArcSwapOption<Peer<RoleClient>>,
+    /// Bounds concurrent calls to this server.
+    pub permits: Semaphore,
+    stderr: Mutex<LineRing>,
+    progress: Mutex<HashMap<ProgressToken, mpsc::Sender<ProgressNotificationParam>>>,
+    /// Poked by `notifications/tools/list_changed`; the session task debounces and re-lists.
+    pub tools_changed: Notify,
+    pub events: EventBus,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    pub fn new(config: Arc<ServerConfig>, events: EventBus) -> Self {
+        let status = ServerStatus {
+            state: if config.enabled { ServerState::Starting } else { ServerState::Disabled },
+            ..Default::default()
+        };
+        Self {
+            name: config.name.clone(),
+            identity: identity(&config),
+            permits: Semaphore::new(config.max_concurrency),
+            config,
+            status: Mutex::new(status),
+            peer: ArcSwapOption::empty(),
+            stderr: Mutex::new(LineRing::new(STDERR_RING_BYTES)),
+            progress: Mutex::new(HashMap::new()),
+            tools_changed: Notify::new(),
+            events,
+        }
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self.config.transport {
+            TransportConfig::Stdio { .. } => "stdio",
+            TransportConfig::Http { .. } => "http",
+            TransportConfig::Sse { .. } => "sse",
+        }
+    }
+
+    /// The command line or URL, for display (no secrets: env and headers are not shown).
+    pub fn target(&self) -> String {
+        match &self.config.transport {
+            TransportConfig::Stdio { command, args, .. } => {
+                let mut s = command.clone();
+                for a in args {
+                    s.push(' ');
+                    s.push_str(a);
+                }
+                s
+            }
+            TransportConfig::Http { url, .. } | TransportConfig::Sse { url, .. } => redact_url(url),
+        }
+    }
+
+    pub fn status(&self) -> ServerStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Updates the status; emits a state event when the state changed.
+    pub fn update(&self, f: impl FnOnce(&mut ServerStatus)) {
+        let (old, new, err) = {
+            let mut s = lock(&self.status);
+            let old = s.state;
+            f(&mut s);
+            (old, s.state, s.last_error.clone())
+        };
+        if old != new {
+            tracing::info!(server = %self.name, from = old.as_str(), to = new.as_str(), "state");
+            let msg = if matches!(new, ServerState::Backoff | ServerState::CircuitOpen | ServerState::Degraded) {
+                err
+            } else {
+                String::new()
+            };
+            self.events.emit(&self.name, EventKind::State, Some(new), msg);
+        }
+    }
+
+    pub fn peer(&self) -> Option<Arc<Peer<RoleClient>>> {
+        self.peer.load_full()
+    }
+
+    pub fn set_peer(&self, peer: Option<Peer<RoleClient>>) {
+        self.peer.store(peer.map(Arc::new));
+    }
+
+    pub fn push_stderr(&self, line: &str) {
+        lock(&self.stderr).push(line);
+    }
+
+    pub fn stderr_tail(&self, n: usize) -> Vec<String> {
+        let ring = lock(&self.stderr);
+        let all: Vec<&str> = ring.lines().collect();
+        all[all.len().saturating_sub(n)..].iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Routes progress notifications for `token` to `tx` until [`Upstream::unwatch_progress`].
+    pub fn watch_progress(&self, token: ProgressToken, tx: mpsc::Sender<ProgressNotificationParam>) {
+        lock(&self.progress).insert(token, tx);
+    }
+
+    pub fn unwatch_progress(&self, token: &ProgressToken) {
+        lock(&self.progress).remove(token);
+    }
+
+    pub fn route_progress(&self, p: ProgressNotificationParam) {
+        let tx = lock(&self.progress).get(&p.progress_token).cloned();
+        if let Some(tx) = tx {
+            // A full queue drops the update: progress is advisory and must never block the session.
+            let _ = tx.try_send(p);
+        }
+    }
+}
+
+/// The identity integrity and the era cache are bound to.
+fn identity(config: &ServerConfig) -> String {
+    match &config.transport {
+        TransportConfig::Stdio { command, args, .. } => {
+            let argv = serde_json::to_string(&(command, args)).unwrap_or_default();
+            format!("{}|stdio|{argv}", config.name)
+        }
+        TransportConfig::Http { url, .. } => format!("{}|http|{}", config.name, url),
+        TransportConfig::Sse { url, .. } => format!("{}|sse|{}", config.name, url),
+    }
+}
+
+/// Hides userinfo and query strings, which may carry credentials.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let path = path.split('?').next().unwrap_or(path);
+    if scheme.is_empty() { format!("{host}{path}") } else { format!("{scheme}://{host}{path}") }
+}
+
+/// Status locks guard plain data and are never held across `.await`; a poisoned
+/// lock only means another thread panicked mid-update, and the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("https://u:p@host/mcp?key=1"), "https://host/mcp");
+        assert_eq!(redact_url("http://127.0.0.1:3000/mcp"), "http://127.0.0.1:3000/mcp");
+        assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
+    }
+}

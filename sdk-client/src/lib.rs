@@ -1,0 +1,237 @@
+//! Typed async client for the mcpd gRPC API (`mcpd.v1`), over a Unix socket or TCP.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mcpd_client::ClientError> {
+//! let mut client = mcpd_client::Client::connect_default().await?;
+//! for tool in client.list_tools(None).await? {
+//!     println!("{}", tool.qualified_name);
+//! }
+//! let result = client.call_tool("everything.echo", r#"{"message":"hi"}"#, None).await?;
+//! println!("{}", result.content_json);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::{path::PathBuf, time::Duration};
+
+use hyper_util::rt::TokioIo;
+pub use mcpd_proto::v1 as proto;
+use proto::mcpd_client::McpdClient;
+use tokio_stream::StreamExt;
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon could not be reached.
+    #[error("cannot connect to mcpd at {target}: {source}")]
+    Connect {
+        /// Socket path or URL.
+        target: String,
+        /// Cause.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The address is not a socket path, `unix:` path or `http(s)://` URL.
+    #[error("invalid mcpd address {0:?}")]
+    Address(String),
+    /// The daemon answered with an error status.
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(#[from] Status),
+    /// The stream ended before a result arrived.
+    #[error("the call stream ended without a result")]
+    NoResult,
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        NotFound => "not found",
+        InvalidArgument => "invalid argument",
+        FailedPrecondition => "failed precondition",
+        PermissionDenied => "permission denied",
+        ResourceExhausted => "resource exhausted",
+        Unavailable => "unavailable",
+        DeadlineExceeded => "deadline exceeded",
+        Cancelled => "cancelled",
+        Unauthenticated => "unauthenticated",
+        Unimplemented => "unimplemented",
+        _ => "error",
+    }
+}
+
+impl ClientError {
+    /// The gRPC code when the daemon answered with an error status.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Status(s) => Some(s.code()),
+            _ => None,
+        }
+    }
+}
+
+/// Where the daemon listens by default, matching the daemon's own choice:
+/// `$MCPD_SOCKET`, else `$XDG_RUNTIME_DIR/mcpd/mcpd.sock`, else `/run/mcpd/mcpd.sock` for root,
+/// else `/tmp/mcpd-$UID/mcpd.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("MCPD_SOCKET") {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join("mcpd").join("mcpd.sock");
+    }
+    let uid = current_uid();
+    if uid == 0 { PathBuf::from("/run/mcpd/mcpd.sock") } else { PathBuf::from(format!("/tmp/mcpd-{uid}/mcpd.sock")) }
+}
+
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is the real uid of this process; avoids unsafe libc calls.
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+/// A connection to mcpd. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: McpdClient<Channel>,
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Client {
+    /// Connects to the default socket (see [`default_socket_path`]).
+    pub async fn connect_default() -> Result<Self, ClientError> {
+        Self::connect_unix(default_socket_path()).await
+    }
+
+    /// Connects to `addr`: a filesystem path, `unix:PATH`, or an `http://host:port` URL.
+    pub async fn connect(addr: &str) -> Result<Self, ClientError> {
+        if let Some(path) = addr.strip_prefix("unix://").or_else(|| addr.strip_prefix("unix:")) {
+            return Self::connect_unix(PathBuf::from(path)).await;
+        }
+        if addr.starts_with("http://") || addr.starts_with("https://") {
+            let endpoint = Endpoint::from_shared(addr.to_owned())
+                .map_err(|_| ClientError::Address(addr.to_owned()))?
+                .connect_timeout(Duration::from_secs(5));
+            let channel =
+                endpoint.connect().await.map_err(|source| ClientError::Connect { target: addr.to_owned(), source })?;
+            return Ok(Self::from_channel(channel));
+        }
+        if addr.is_empty() {
+            return Err(ClientError::Address(addr.to_owned()));
+        }
+        Self::connect_unix(PathBuf::from(addr)).await
+    }
+
+    /// Connects over a Unix domain socket.
+    pub async fn connect_unix(path: PathBuf) -> Result<Self, ClientError> {
+        // The URI is required by tonic but unused: every connection goes to the socket.
+        let endpoint = Endpoint::from_static("http://localhost").connect_timeout(Duration::from_secs(5));
+        let target = path.display().to_string();
+        let channel = endpoint
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
+            }))
+            .await
+            .map_err(|source| ClientError::Connect { target, source })?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// Wraps an existing channel.
+    pub fn from_channel(channel: Channel) -> Self {
+        Self { inner: McpdClient::new(channel).max_decoding_message_size(64 * 1024 * 1024), token: None }
+    }
+
+    /// Sends `authorization: Bearer TOKEN` with every request (needed for TCP listeners).
+    pub fn with_token(mut self, token: &str) -> Result<Self, ClientError> {
+        let value =
+            format!("Bearer {token}").parse().map_err(|_| ClientError::Address("token is not valid ASCII".into()))?;
+        self.token = Some(value);
+        Ok(self)
+    }
+
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        if let Some(token) = &self.token {
+            req.metadata_mut().insert("authorization", token.clone());
+        }
+        req
+    }
+
+    /// Daemon and server status.
+    pub async fn status(&mut self) -> Result<proto::StatusResponse, ClientError> {
+        let req = self.request(proto::StatusRequest {});
+        Ok(self.inner.status(req).await?.into_inner())
+    }
+
+    /// Configured servers and their state.
+    pub async fn list_servers(&mut self) -> Result<Vec<proto::ServerStatus>, ClientError> {
+        let req = self.request(proto::ListServersRequest {});
+        Ok(self.inner.list_servers(req).await?.into_inner().servers)
+    }
+
+    /// Tools of all servers, or of `server` only.
+    pub async fn list_tools(&mut self, server: Option<&str>) -> Result<Vec<proto::Tool>, ClientError> {
+        let req = self.request(proto::ListToolsRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.list_tools(req).await?.into_inner().tools)
+    }
+
+    /// Calls `server.tool` with JSON `arguments` and waits for the result.
+    pub async fn call_tool(
+        &mut self,
+        name: &str,
+        arguments_json: &str,
+        timeout: Option<Duration>,
+    ) -> Result<proto::CallToolResponse, ClientError> {
+        let req = self.request(call_request(name, arguments_json, timeout));
+        Ok(self.inner.call_tool(req).await?.into_inner())
+    }
+
+    /// Calls `server.tool`, handing each progress notification to `on_progress`.
+    /// Dropping the returned future cancels the call upstream.
+    pub async fn call_tool_with_progress(
+        &mut self,
+        name: &str,
+        arguments_json: &str,
+        timeout: Option<Duration>,
+        mut on_progress: impl FnMut(proto::Progress),
+    ) -> Result<proto::CallToolResponse, ClientError> {
+        let req = self.request(call_request(name, arguments_json, timeout));
+        let mut stream = self.inner.call_tool_stream(req).await?.into_inner();
+        while let Some(event) = stream.next().await {
+            match event?.event {
+                Some(proto::call_tool_event::Event::Progress(p)) => on_progress(p),
+                Some(proto::call_tool_event::Event::Result(r)) => return Ok(r),
+                None => {}
+            }
+        }
+        Err(ClientError::NoResult)
+    }
+
+    /// Streams daemon events, optionally for one server.
+    pub async fn watch_events(&mut self, server: Option<&str>) -> Result<tonic::Streaming<proto::Event>, ClientError> {
+        let req = self.request(proto::WatchEventsRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.watch_events(req).await?.into_inner())
+    }
+
+    /// The raw generated client, for RPCs this wrapper does not cover yet.
+    pub fn raw(&mut self) -> &mut McpdClient<Channel> {
+        &mut self.inner
+    }
+}
+
+fn call_request(name: &str, arguments_json: &str, timeout: Option<Duration>) -> proto::CallToolRequest {
+    proto::CallToolRequest {
+        name: name.to_owned(),
+        arguments_json: arguments_json.to_owned(),
+        timeout_ms: timeout.map(|t| t.as_millis() as u64).unwrap_or(0),
+    }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""MCP test server for mcpd, built on the official Python SDK (mcp==2.3.0).
+
+Run with the peers venv:  $MCPD_PEERS/venv/bin/python tests/servers/py_server.py
+
+    py_server.py [--transport stdio|http] [--host 127.0.0.1] [--port N] [--json-response]
+
+stdio: JSON-RPC over stdin/stdout (logs go to stderr).
+http:  streamable HTTP at http://HOST:PORT/mcp . With --port 0 (the default) a free
+       port is chosen; in every case the line
+           py_server listening on http://HOST:PORT/mcp
+       is printed to stderr (flushed) once the socket is bound and listening.
+
+The SDK serves both eras on the same endpoint: the session era (`initialize`,
+up to protocol 2025-11-25) and the stateless 2026-07-28 era (`server/discover`,
+per-request `_meta`).
+
+Tools:     echo(text) -> text; add(a, b) -> a+b (structured output);
+           slow(ms) -> "done" after sleeping ms; whoami() -> negotiated protocol version.
+Resource:  test://greeting  ("hello", text/plain)
+Prompt:    greet(name)
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer(
+    "mcpd-py-test-server",
+    version="1.0.0",
+    instructions="Test server for mcpd.",
+    log_level="WARNING",
+)
+
+
+@server.tool(description="Echo the given text back unchanged.")
+def echo(text: str) -> str:
+    return text
+
+
+@server.tool(description="Add two integers.")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@server.tool(description="Sleep for `ms` milliseconds, then answer 'done'.")
+async def slow(ms: int) -> str:
+    await anyio.sleep(max(ms, 0) / 1000.0)
+    return "done"
+
+
+@server.tool(description="Return the protocol version negotiated for this request.")
+def whoami(ctx: Context) -> str:
+    try:
+        version = ctx.protocol_version
+    except Exception:  # no request context
+        version = None
+    return version or "unknown"
+
+
+@server.resource("test://greeting", name="greeting", description="A greeting.", mime_type="text/plain")
+def greeting() -> str:
+    return "hello"
+
+
+@server.prompt(description="Greet someone by name.")
+def greet(name: str) -> str:
+    return f"Please greet {name}."
+
+
+async def _serve_http(host: str, port: int, json_response: bool) -> None:
+    import uvicorn
+
+    app = server.streamable_http_app(streamable_http_path="/mcp", json_response=json_response, host=host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    config = uvicorn.Config(app, host=host, port=bound, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    print(f"py_server listening on http://{shown}:{bound}/mcp", file=sys.stderr, flush=True)
+    await uv.serve(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument(
+        "--json-response",
+        action="store_true",
+        help="http: answer POSTs with application/json instead of an SSE stream",
+    )
+    args = p.parse_args(argv)
+    if args.transport == "stdio":
+        server.run("stdio")
+    else:
+        anyio.run(_serve_http, args.host, args.port, args.json_response)
+
+
+if __name__ == "__main__":
+    main()
