@@ -71,7 +71,13 @@ pub async fn call_tool(
     let arguments = parse_arguments(arguments_json)?;
     if let Some(v) = &entry.validator {
         let value = serde_json::Value::Object(arguments.clone());
-        let errors: Vec<String> = v.iter_errors(&value).map(|e| format!("{} (at {})", e, e.instance_path())).collect();
+        let errors: Vec<String> = v
+            .iter_errors(&value)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() { e.to_string() } else { format!("{e} (at {at})") }
+            })
+            .collect();
         if !errors.is_empty() {
             let mut details = errors.iter().take(MAX_LISTED_VIOLATIONS).cloned().collect::<Vec<_>>().join("; ");
             if errors.len() > MAX_LISTED_VIOLATIONS {

@@ -29,6 +29,9 @@ pub struct Daemon {
     pub socket_path: PathBuf,
     pub state_dir: PathBuf,
     pub max_result_bytes: usize,
+    /// Fired when the daemon starts shutting down, so endless streams (WatchEvents) end
+    /// and the gRPC server can close its connections.
+    pub stopping: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         socket_path: opts.socket.clone(),
         state_dir: opts.state_dir.clone(),
         max_result_bytes: config.daemon.max_result_bytes,
+        stopping: CancellationToken::new(),
     });
 
     let listener = api::server::bind(&opts.socket).await?;
@@ -110,11 +114,15 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Order: stop taking RPCs, stop sessions (reaping children), flush the store.
     api_stop.cancel();
+    daemon.stopping.cancel();
     let shutdown = async {
-        if api_result.is_none() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut api_task).await;
-        }
-        daemon.supervisor.shutdown(grace).await;
+        let api_done = async {
+            if api_result.is_none() {
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut api_task).await;
+            }
+        };
+        // Sessions stop while the last RPCs drain; calls still running fail as their servers go.
+        tokio::join!(api_done, daemon.supervisor.shutdown(grace));
         if let Err(e) = store.flush().await {
             tracing::warn!(error = %e, "store flush failed");
         }

@@ -394,6 +394,8 @@ async fn serve(
     // Scoped so the futures borrowing `child` end before the child is shut down.
     let reason = {
         let mut closed = std::pin::pin!(service.waiting());
+        // A completed future must not be polled again.
+        let mut closed_done = false;
         let mut child_exit = std::pin::pin!(async {
             match child.as_mut() {
                 Some(c) => c.wait().await,
@@ -404,7 +406,10 @@ async fn serve(
         let reason: Option<String> = loop {
             tokio::select! {
                 _ = cancel.cancelled() => break None,
-                _ = &mut closed => break Some(fault_or(&fault, "connection closed by the server".to_owned())),
+                _ = &mut closed => {
+                closed_done = true;
+                break Some(fault_or(&fault, "connection closed by the server".to_owned()));
+            }
                 how = &mut child_exit => break Some(fault_or(&fault, format!("server process {how}"))),
                 _ = upstream.tools_changed.notified() => {
                     tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
@@ -444,7 +449,9 @@ async fn serve(
         upstream.set_peer(None);
         ct.cancel();
         // The service loop ends promptly once cancelled; bound it anyway.
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut closed).await;
+        if !closed_done {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut closed).await;
+        }
         reason
     };
     if let Some(t) = listen_task {

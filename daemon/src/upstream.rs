@@ -187,6 +187,11 @@ impl Upstream {
         self.peer.store(peer.map(Arc::new));
     }
 
+    /// Calls sent and not yet answered (or abandoned).
+    pub fn in_flight(&self) -> usize {
+        self.config.max_concurrency.saturating_sub(self.permits.available_permits())
+    }
+
     pub fn push_stderr(&self, line: &str) {
         lock(&self.stderr).push(line);
     }

@@ -42,7 +42,7 @@ pub enum ClientError {
     Address(String),
     /// The daemon answered with an error status.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
-    Status(#[from] Status),
+    Status(Status),
     /// The stream ended before a result arrived.
     #[error("the call stream ended without a result")]
     NoResult,
@@ -62,6 +62,14 @@ fn code_name(code: tonic::Code) -> &'static str {
         Unauthenticated => "unauthenticated",
         Unimplemented => "unimplemented",
         _ => "error",
+    }
+}
+
+// Not `#[from]`: that would also make the status the error's `source`, and error
+// chains would print the same message twice.
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        ClientError::Status(s)
     }
 }
 

@@ -56,6 +56,16 @@ if installed_ok; then
 fi
 
 mkdir -p "$peers"
+# Serialise concurrent installers (e.g. parallel test jobs) on the same cache dir.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$peers/.lock"
+    flock 9
+    if installed_ok; then
+        log "up to date ($peers)"
+        summary
+        exit 0
+    fi
+fi
 rm -f "$peers/.stamp"
 
 SUDO=""

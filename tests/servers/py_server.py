@@ -85,7 +85,9 @@ async def _serve_http(host: str, port: int, json_response: bool) -> None:
     sock.setblocking(False)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    config = uvicorn.Config(app, host=host, port=bound, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=bound, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
     uv = uvicorn.Server(config)
     print(f"py_server listening on http://{shown}:{bound}/mcp", file=sys.stderr, flush=True)
     await uv.serve(sockets=[sock])

@@ -1,1 +1,387 @@
-//! placeholder
+//! Test harness for mcpd's end-to-end tests: locate the binaries and the pinned peers,
+//! run a `TestDaemon` on a temp socket and state dir, and inspect processes.
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub use mcpd_client::{Client, proto};
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A binary of this workspace, built next to the test executable (`target/<profile>/NAME`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/test-hash -> target/<profile>/NAME
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace binaries first (`cargo build --workspace --bins`; tests/run.sh does this)",
+        p.display()
+    );
+    p
+}
+
+pub fn mcpd_bin() -> PathBuf {
+    workspace_bin("mcpd")
+}
+
+pub fn fault_server_bin() -> PathBuf {
+    workspace_bin("mcpd-fault-server")
+}
+
+/// Where tests/peers/install.sh put the pinned npm and PyPI peers.
+pub fn peers_dir() -> PathBuf {
+    std::env::var_os("MCPD_PEERS").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".cache/peers"))
+}
+
+/// A file from the peers dir; fails the test with install instructions when it is missing.
+pub fn peer(rel: &str) -> PathBuf {
+    let p = peers_dir().join(rel);
+    assert!(
+        p.exists(),
+        "test peer {} is missing: install the pinned peers with `bash tests/peers/install.sh` (or run tests/run.sh)",
+        p.display()
+    );
+    p
+}
+
+pub fn everything_bin() -> PathBuf {
+    peer("node/node_modules/.bin/mcp-server-everything")
+}
+
+pub fn python() -> PathBuf {
+    peer("venv/bin/python")
+}
+
+pub fn py_server_script() -> PathBuf {
+    repo_root().join("tests/servers/py_server.py")
+}
+
+/// A free loopback TCP port (racy by nature; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// TOML string literal.
+pub fn q(s: impl AsRef<str>) -> String {
+    toml_quote(s.as_ref())
+}
+
+fn toml_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `[servers.NAME]` for a fault server with extra args and extra TOML lines.
+pub fn fault_server(name: &str, args: &[&str], extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(q).collect();
+    format!(
+        "[servers.{name}]\ncommand = {}\nargs = [{}]\nbackoff = {{ initial = \"100ms\", max = \"1s\" }}\n{extra}\n",
+        q(fault_server_bin().display().to_string()),
+        args.join(", ")
+    )
+}
+
+/// A running `mcpd serve` on a temp socket and state dir.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl TestDaemon {
+    /// Starts mcpd with `servers` (TOML text of `[servers.*]` tables) and waits for the socket.
+    pub fn start(servers: &str) -> Self {
+        Self::start_with("", servers)
+    }
+
+    /// Like `start`, with extra lines for the `[daemon]` table.
+    pub fn start_with(daemon_extra: &str, servers: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state_dir = dir.path().join("state");
+        Self::start_full(dir, &state_dir, daemon_extra, servers)
+    }
+
+    /// Like `start`, reusing an existing state dir (restart tests).
+    pub fn start_in(dir: tempfile::TempDir, state_dir: &Path, servers: &str) -> Self {
+        Self::start_full(dir, state_dir, "", servers)
+    }
+
+    fn start_full(dir: tempfile::TempDir, state_dir: &Path, daemon_extra: &str, servers: &str) -> Self {
+        let socket = dir.path().join("run/mcpd.sock");
+        let config = dir.path().join("mcpd.toml");
+        let body = format!(
+            "[daemon]\nsocket = {}\nstate_dir = {}\nshutdown_grace = \"2s\"\nlog_level = \"info,mcpd=debug\"\n{daemon_extra}\n\n{servers}",
+            q(socket.display().to_string()),
+            q(state_dir.display().to_string())
+        );
+        std::fs::write(&config, body).expect("write config");
+        let log = dir.path().join("mcpd.log");
+        let mut d = Self { dir, socket, config, state_dir: state_dir.to_owned(), child: None, log };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(mcpd_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("MCPD_PEERS", peers_dir())
+            .env_remove("MCPD_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn mcpd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.socket.exists() {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("mcpd exited early with {status}; log:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "mcpd did not bind its socket in 20s; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect_unix(self.socket.clone()).await.expect("connect to test daemon")
+    }
+
+    /// Waits until `server` is in `state`; panics with the status and log after `within`.
+    pub async fn wait_state(&self, server: &str, state: proto::ServerState, within: Duration) -> proto::ServerStatus {
+        let mut c = self.client().await;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let st = c.status().await.expect("status");
+            if let Some(s) = st.servers.iter().find(|s| s.name == server)
+                && s.state == state as i32
+            {
+                return s.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "server {server} not {state:?} within {within:?}: {:#?}\nlog:\n{}",
+                    st.servers.iter().find(|s| s.name == server),
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every configured server is ready.
+    pub async fn wait_all_ready(&self, within: Duration) {
+        let mut c = self.client().await;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let st = c.status().await.expect("status");
+            if !st.servers.is_empty() && st.servers.iter().all(|s| s.state == proto::ServerState::Ready as i32) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let summary: Vec<String> =
+                    st.servers.iter().map(|s| format!("{} state={} err={}", s.name, s.state, s.last_error)).collect();
+                panic!("not all servers ready within {within:?}: {summary:#?}\nlog:\n{}", self.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid() as i32) {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+
+    /// Waits for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("daemon running");
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "mcpd did not exit within {within:?}; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait; returns the daemon's exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal(rustix::process::Signal::TERM);
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    /// Starts the same daemon again (same config, socket and state dir).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        // Signal before taking the child: `signal` needs its pid.
+        self.signal(rustix::process::Signal::TERM);
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether a process exists (zombies count as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // Field 3 (after the parenthesised name) is the state; Z = zombie, X = dead.
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` is alive; returns the ones still alive after `within`.
+pub fn wait_gone(pids: &[u32], within: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Pids of processes whose command line contains `needle`.
+pub fn pids_matching(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && alive(pid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Reads a pid file written by the fault server (`--spawn-grandchild` writes two lines).
+pub fn read_pids(path: &Path, within: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            let pids: Vec<u32> = s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if !pids.is_empty() {
+                return pids;
+            }
+        }
+        assert!(Instant::now() < deadline, "pid file {} not written", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed (with its process group) on drop: HTTP peers started by tests.
+pub struct PeerProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl PeerProcess {
+    /// Spawns `cmd` in its own process group and waits until `port` accepts connections.
+    pub fn spawn(mut cmd: Command, port: u16) -> Self {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn peer");
+        let p = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "peer did not listen on {port} within 30s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// server-everything over Streamable HTTP (`/mcp`) or legacy SSE (`/sse`).
+pub fn everything_http(mode: &str) -> PeerProcess {
+    let port = free_port();
+    let mut cmd = Command::new(everything_bin());
+    cmd.arg(mode).env("PORT", port.to_string());
+    PeerProcess::spawn(cmd, port)
+}
+
+/// The Python SDK test server over Streamable HTTP on loopback.
+pub fn py_http() -> PeerProcess {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(py_server_script()).args(["--transport", "http", "--port", &port.to_string()]);
+    PeerProcess::spawn(cmd, port)
+}
+
+/// Parses a CallToolResponse's content into JSON.
+pub fn content(r: &proto::CallToolResponse) -> serde_json::Value {
+    serde_json::from_str(&r.content_json).expect("content json")
+}
+
+/// The first text block of a result.
+pub fn first_text(r: &proto::CallToolResponse) -> String {
+    content(r)[0]["text"].as_str().unwrap_or_default().to_owned()
+}

@@ -21,6 +21,9 @@ pub struct Api {
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// How much of a server's stderr `Status` shows.
+const STDERR_TAIL_LINES: usize = 5;
+
 /// Queue between a streamed call and its gRPC stream; progress beyond it is dropped.
 const PROGRESS_QUEUE: usize = 64;
 
@@ -54,6 +57,8 @@ fn server_pb(u: &Upstream) -> pb::ServerStatus {
         pid: s.pid,
         stale: s.stale,
         target: u.target(),
+        in_flight: u.in_flight() as u32,
+        stderr_tail: u.stderr_tail(STDERR_TAIL_LINES),
     }
 }
 
@@ -201,11 +206,13 @@ impl Mcpd for Api {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let filter = req.into_inner().server;
         let mut rx = self.daemon.events.subscribe();
+        let stopping = self.daemon.stopping.clone();
         let (tx, out) = mpsc::channel(256);
         tokio::spawn(async move {
             loop {
                 let ev = tokio::select! {
                     _ = tx.closed() => return,
+                    _ = stopping.cancelled() => return,
                     ev = rx.recv() => ev,
                 };
                 let msg = match ev {

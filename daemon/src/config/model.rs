@@ -51,7 +51,7 @@ impl Default for DaemonConfig {
             shutdown_grace: Duration::from_secs(5),
             call_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(30),
-            max_message_bytes: 16 * 1024 * 1024,
+            max_message_bytes: 8 * 1024 * 1024,
             max_result_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),

@@ -71,7 +71,7 @@ fn minimal_stdio_with_defaults() {
         call_timeout: Duration::from_secs(60),
         shutdown_grace: Duration::from_secs(3),
         max_concurrency: 32,
-        max_message_bytes: 16 * 1024 * 1024,
+        max_message_bytes: 8 * 1024 * 1024,
         liveness_interval: Duration::from_secs(30),
         backoff: BackoffConfig {
             initial: Duration::from_millis(500),

@@ -510,6 +510,11 @@ fn handle_notification(server: &Server, method: &str, params: &Value) {
 async fn handle_request(server: &Arc<Server>, id: Value, method: &str, params: Value) {
     match method {
         "initialize" => {
+            // Lets a test hold a server in `starting` without changing its identity
+            // (command and args), e.g. to observe last-known tools after a restart.
+            if let Some(ms) = std::env::var("MCPD_FAULT_INIT_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             let requested = params.get("protocolVersion").and_then(Value::as_str);
             let version = match requested {
                 Some(v) if SUPPORTED_PROTOCOLS.contains(&v) => v,

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The project's one test command (run from anywhere):  bash tests/run.sh
+#   1. installs the pinned test peers (tests/peers/install.sh) and exports MCPD_PEERS
+#   2. cargo fmt --check, clippy -D warnings, nextest (or cargo test)
+#   3. tests/conformance.sh, if present
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export CARGO_TERM_COLOR=never
+export MCPD_PEERS="${MCPD_PEERS:-$PWD/.cache/peers}"
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+section "install test peers ($MCPD_PEERS)"
+bash tests/peers/install.sh
+
+section "cargo fmt --all --check"
+cargo fmt --all --check -- --color=never
+
+section "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    section "cargo nextest run --workspace --no-fail-fast"
+    cargo nextest run --workspace --no-fail-fast
+else
+    section "cargo test --workspace (cargo-nextest not found)"
+    cargo test --workspace --no-fail-fast
+fi
+
+if [ -f tests/conformance.sh ]; then
+    section "conformance (tests/conformance.sh)"
+    bash tests/conformance.sh
+fi
+
+section "all tests passed"

@@ -1,0 +1,6 @@
+//! End-to-end tests: a real `mcpd` binary, real MCP peers (npm reference servers, the
+//! official Python SDK, a PyPI reference server) and our fault-injection server.
+mod cli;
+mod faults;
+mod interop;
+mod lifecycle;
