@@ -96,7 +96,6 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
         ctx.registry.remove(&upstream.name);
         return;
     }
-    load_stale_tools(&upstream, &ctx).await;
     let mut backoff = match Backoff::try_new(&cfg.backoff) {
         Ok(b) => b,
         Err(e) => {
@@ -169,7 +168,7 @@ fn unreachable_backoff() -> Backoff {
 }
 
 /// Publishes the last-known tool list (marked stale) so `ListTools` answers at once after a restart.
-async fn load_stale_tools(upstream: &Arc<Upstream>, ctx: &SessionContext) {
+pub async fn load_stale_tools(upstream: &Arc<Upstream>, ctx: &SessionContext) {
     let Some(store) = &ctx.store else { return };
     let rec = match store.load_tools(&upstream.name).await {
         Ok(Some(rec)) if rec.identity == upstream.identity => rec,

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{Config, ServerConfig},
+    config::Config,
     event::EventBus,
     session::{self, SessionContext},
     upstream::Upstream,
@@ -61,24 +61,19 @@ impl Supervisor {
     pub async fn apply(&self, config: &Config) -> ApplyReport {
         let mut report = ApplyReport::default();
         let mut to_stop = Vec::new();
+        let mut to_start = Vec::new();
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             let names: Vec<String> = running.keys().cloned().collect();
             for name in names {
-                match config.servers.get(&name) {
-                    None => {
-                        if let Some(r) = running.remove(&name) {
-                            to_stop.push(r);
-                            report.removed.push(name);
-                        }
-                    }
-                    Some(new) if *new != *running[&name].upstream.config => {
-                        if let Some(r) = running.remove(&name) {
-                            to_stop.push(r);
-                            report.changed.push(name);
-                        }
-                    }
-                    Some(_) => {}
+                let changed = match config.servers.get(&name) {
+                    None => false,
+                    Some(new) if *new != *running[&name].upstream.config => true,
+                    Some(_) => continue,
+                };
+                if let Some(r) = running.remove(&name) {
+                    to_stop.push(r);
+                    if changed { report.changed.push(name) } else { report.removed.push(name) }
                 }
             }
             for (name, cfg) in &config.servers {
@@ -86,26 +81,34 @@ impl Supervisor {
                     if !report.changed.contains(name) {
                         report.added.push(name.clone());
                     }
-                    running.insert(name.clone(), self.start(cfg.clone()));
+                    to_start.push(cfg.clone());
                 }
             }
-            let map = running.iter().map(|(k, r)| (k.clone(), r.upstream.clone())).collect();
-            self.upstreams.store(Arc::new(map));
         }
-        for r in to_stop {
-            stop(r, Duration::from_secs(30)).await;
-        }
+        // Old sessions go first, so a changed server never runs twice at once.
+        futures::future::join_all(to_stop.into_iter().map(|r| stop(r, Duration::from_secs(30)))).await;
         for name in &report.removed {
             self.ctx.registry.remove(name);
         }
+        // Last-known tools are in the registry before the session starts (and before the
+        // API serves), so ListTools answers at once after a restart.
+        let mut started = Vec::new();
+        for cfg in to_start {
+            let upstream = Arc::new(Upstream::new(Arc::new(cfg), self.events.clone()));
+            if upstream.config.enabled {
+                session::load_stale_tools(&upstream, &self.ctx).await;
+            }
+            started.push(upstream);
+        }
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for upstream in started {
+            let cancel = self.root.child_token();
+            let task = tokio::spawn(session::run(upstream.clone(), self.ctx.clone(), cancel.clone()));
+            running.insert(upstream.name.clone(), Running { upstream, cancel, task });
+        }
+        let map = running.iter().map(|(k, r)| (k.clone(), r.upstream.clone())).collect();
+        self.upstreams.store(Arc::new(map));
         report
-    }
-
-    fn start(&self, cfg: ServerConfig) -> Running {
-        let upstream = Arc::new(Upstream::new(Arc::new(cfg), self.events.clone()));
-        let cancel = self.root.child_token();
-        let task = tokio::spawn(session::run(upstream.clone(), self.ctx.clone(), cancel.clone()));
-        Running { upstream, cancel, task }
     }
 
     /// Stops every session (closing stdio children along the shutdown ladder), bounded by `grace`.

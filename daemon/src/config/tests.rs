@@ -98,7 +98,7 @@ fn daemon_defaults() {
     assert_eq!(d.shutdown_grace, Duration::from_secs(5));
     assert_eq!(d.call_timeout, Duration::from_secs(60));
     assert_eq!(d.connect_timeout, Duration::from_secs(30));
-    assert_eq!(d.max_message_bytes, 16 << 20);
+    assert_eq!(d.max_message_bytes, 8 << 20);
     assert_eq!(d.max_result_bytes, 1 << 20);
     assert_eq!(d.log_format, LogFormat::Text);
     assert_eq!(d.log_level, "info");

@@ -208,6 +208,8 @@ struct Stats {
     p90_us: f64,
     p99_us: f64,
     max_us: f64,
+    /// CPU time (user + system) each process group burnt during the run, per successful call.
+    cpu_us_per_call: Vec<(String, f64)>,
 }
 
 impl Stats {
@@ -224,6 +226,9 @@ impl Stats {
             "p90_us": round(self.p90_us, 1),
             "p99_us": round(self.p99_us, 1),
             "max_us": round(self.max_us, 1),
+            "cpu_us_per_call": self.cpu_us_per_call.iter()
+                .map(|(k, v)| (k.clone(), json!(round(*v, 1))))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }
@@ -289,11 +294,12 @@ async fn run_load(target: &Target, total: usize, concurrency: usize) -> anyhow::
         p90_us: pct(90),
         p99_us: pct(99),
         max_us: *lat.last().unwrap_or(&0) as f64 / 1000.0,
+        cpu_us_per_call: Vec::new(),
     })
 }
 
 /// Warm-up then measure, sequentially and at `--concurrency`.
-async fn measure(label: &str, target: &Target, o: &Opts) -> anyhow::Result<(Stats, Stats)> {
+async fn measure(label: &str, target: &Target, probe: &Probe, o: &Opts) -> anyhow::Result<(Stats, Stats)> {
     target.clone().check().await.with_context(|| format!("{label}: first call"))?;
     let mut out = Vec::new();
     for (calls, conc) in [(o.calls_seq, 1), (o.calls_conc, o.concurrency)] {
@@ -301,8 +307,19 @@ async fn measure(label: &str, target: &Target, o: &Opts) -> anyhow::Result<(Stat
             run_load(target, o.warmup, conc).await.with_context(|| format!("{label}: warm-up at c={conc}"))?;
         }
         eprint!("  {label:<7} c={conc:<3} {calls} calls ... ");
-        let s = run_load(target, calls, conc).await.with_context(|| format!("{label}: c={conc}"))?;
-        eprintln!("{:.0} calls/s, p50 {:.1} µs, p99 {:.1} µs", s.calls_per_s, s.p50_us, s.p99_us);
+        let before = probe.sample();
+        let mut s = run_load(target, calls, conc).await.with_context(|| format!("{label}: c={conc}"))?;
+        let ok_calls = (s.calls - s.errors).max(1) as f64;
+        s.cpu_us_per_call =
+            probe.sample().iter().zip(before).map(|((k, a), (_, b))| (k.clone(), (a - b) / ok_calls)).collect();
+        let cpu: Vec<String> = s.cpu_us_per_call.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
+        eprintln!(
+            "{:.0} calls/s, p50 {:.1} µs, p99 {:.1} µs; cpu µs/call: {}",
+            s.calls_per_s,
+            s.p50_us,
+            s.p99_us,
+            cpu.join(", ")
+        );
         if s.errors > 0 {
             eprintln!("  warning: {} calls failed, first: {}", s.errors, s.first_error.as_deref().unwrap_or(""));
         }
@@ -311,6 +328,46 @@ async fn measure(label: &str, target: &Target, o: &Opts) -> anyhow::Result<(Stat
     let conc = out.pop().expect("two runs");
     let seq = out.pop().expect("two runs");
     Ok((seq, conc))
+}
+
+/// Which processes a CPU-time column covers.
+enum Pids {
+    Own,
+    One(u32),
+    /// Every descendant (for the daemon: its servers and the idle reaper).
+    ChildrenOf(u32),
+}
+
+/// Named process sets whose CPU time is sampled around a measurement.
+struct Probe(Vec<(String, Pids)>);
+
+impl Probe {
+    /// Microseconds of user + system CPU time per set.
+    fn sample(&self) -> Vec<(String, f64)> {
+        self.0
+            .iter()
+            .map(|(name, pids)| {
+                let ticks: u64 = match pids {
+                    Pids::Own => cpu_ticks(std::process::id()).unwrap_or(0),
+                    Pids::One(p) => cpu_ticks(*p).unwrap_or(0),
+                    Pids::ChildrenOf(p) => descendants(*p).into_iter().filter_map(cpu_ticks).sum(),
+                };
+                (name.clone(), ticks as f64 * 1e6 / CLOCK_TICKS_PER_S)
+            })
+            .collect()
+    }
+}
+
+/// USER_HZ; 100 on every mainstream Linux configuration.
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// utime + stime of all threads of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after the comm: state(3) ppid(4) ... utime(14) stime(15); index 0 here is field 3.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +382,7 @@ async fn bench_direct(o: &Opts) -> anyhow::Result<(Stats, Stats)> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("spawning {}", o.fault.display()))?;
+    let server_pid = child.id().context("fault server has no pid")?;
     let stdout = child.stdout.take().context("no stdout pipe")?;
     let stdin = child.stdin.take().context("no stdin pipe")?;
     let result = async {
@@ -337,7 +395,8 @@ async fn bench_direct(o: &Opts) -> anyhow::Result<(Stats, Stats)> {
             _ => unreachable!("ECHO_ARGS is an object"),
         };
         let target = Target::Direct { peer: service.peer().clone(), args };
-        let stats = measure("direct", &target, o).await;
+        let probe = Probe(vec![("bench".into(), Pids::Own), ("server".into(), Pids::One(server_pid))]);
+        let stats = measure("direct", &target, &probe, o).await;
         drop(target);
         // Cancelling closes the fault server's stdin; it exits on EOF.
         let _ = tokio::time::timeout(Duration::from_secs(5), service.cancel()).await;
@@ -625,7 +684,12 @@ async fn bench_daemon(o: &Opts, root: &Path) -> anyhow::Result<DaemonRun> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = Rss::of(daemon.pid);
     let target = Target::Daemon { client, tool };
-    let (seq, conc) = measure("daemon", &target, o).await?;
+    let probe = Probe(vec![
+        ("bench".into(), Pids::Own),
+        ("daemon".into(), Pids::One(daemon.pid)),
+        ("server".into(), Pids::ChildrenOf(daemon.pid)),
+    ]);
+    let (seq, conc) = measure("daemon", &target, &probe, o).await?;
     drop(target);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = Rss::of(daemon.pid);
@@ -676,8 +740,16 @@ fn verdict(ok: bool) -> &'static str {
 
 fn row(label: &str, s: &Stats) {
     println!(
-        "{label:<8} {:>5} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
-        s.concurrency, s.calls, s.calls_per_s, s.mean_us, s.p50_us, s.p90_us, s.p99_us, s.errors
+        "{label:<8} {:>5} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}   {}",
+        s.concurrency,
+        s.calls,
+        s.calls_per_s,
+        s.mean_us,
+        s.p50_us,
+        s.p90_us,
+        s.p99_us,
+        s.errors,
+        s.cpu_us_per_call.iter().map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(" + ")
     );
 }
 
@@ -712,8 +784,8 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     println!();
     println!("echo {ECHO_ARGS}, {cpus} cpus ({})", cpu_model());
     println!(
-        "{:<8} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}",
-        "path", "conc", "calls", "calls/s", "mean µs", "p50 µs", "p90 µs", "p99 µs", "errors"
+        "{:<8} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}   {}",
+        "path", "conc", "calls", "calls/s", "mean µs", "p50 µs", "p90 µs", "p99 µs", "errors", "cpu µs per call"
     );
     if let Some((seq, conc)) = &direct {
         row("direct", seq);
