@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, Api},
+    attach::Attachments,
     config::{self, Config},
     event::EventBus,
     reaper::Reaper,
@@ -24,6 +25,7 @@ pub struct Daemon {
     pub registry: Arc<Registry>,
     pub supervisor: Supervisor,
     pub events: EventBus,
+    pub attachments: Arc<Attachments>,
     pub started: Instant,
     pub config_path: PathBuf,
     pub socket_path: PathBuf,
@@ -74,11 +76,18 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let root = CancellationToken::new();
     let registry = Arc::new(Registry::default());
     let events = EventBus::default();
-    let ctx = SessionContext { registry: registry.clone(), store: Some(store.clone()), reaper };
+    let attachments = Arc::new(Attachments::default());
+    let ctx = SessionContext {
+        registry: registry.clone(),
+        attachments: attachments.clone(),
+        store: Some(store.clone()),
+        reaper,
+    };
     let daemon = Arc::new(Daemon {
         registry,
         supervisor: Supervisor::new(ctx, events.clone(), root.child_token()),
         events,
+        attachments,
         started: Instant::now(),
         config_path: opts.config_path.clone(),
         socket_path: opts.socket.clone(),

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attach;
 pub mod backoff;
 pub mod call;
 pub mod config;

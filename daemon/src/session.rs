@@ -1,20 +1,29 @@
 //! One task per upstream server: connect, handshake in the right era, list tools,
 //! watch for changes and liveness, and on failure reconnect with backoff behind a
 //! crash-loop breaker. A failing server never affects the others.
+
+// Sampling types are deprecated by SEP-2577 but still how session-era servers sample.
+#![allow(deprecated)]
 use std::{sync::Arc, time::Duration};
 
 use rmcp::{
-    ClientHandler,
+    ClientHandler, ErrorData,
     model::{
-        ClientCapabilities, ClientConfig, ClientRequest, Implementation, PaginatedRequestParams, PingRequest,
-        ProgressNotificationParam, ProtocolVersion, SubscriptionFilter, Tool,
+        ClientCapabilities, ClientConfig, ClientRequest, CreateMessageRequestParams, CreateMessageResult,
+        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability, ErrorCode,
+        FormElicitationCapability, Implementation, PaginatedRequestParams, PingRequest, ProgressNotificationParam,
+        ProtocolVersion, SamplingCapability, SubscriptionFilter, Tool, UrlElicitationCapability,
     },
-    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RoleClient, RunningService, ServiceError},
+    service::{
+        ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RoleClient, RunningService,
+        ServiceError,
+    },
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    attach::{Attachments, DEFAULT_REPLY_TIMEOUT, RequestKind},
     backoff::{Backoff, CrashLoopBreaker},
     config::{ProtocolPref, TransportConfig},
     event::EventKind,
@@ -40,15 +49,17 @@ const ERA_MEMORY_MS: u64 = 24 * 3600 * 1000;
 #[derive(Clone)]
 pub struct SessionContext {
     pub registry: Arc<Registry>,
+    pub attachments: Arc<Attachments>,
     pub store: Option<Store>,
     pub reaper: Option<Reaper>,
 }
 
-/// Answers what a server sends to mcpd. Server requests (sampling, elicitation) get
-/// rmcp's defaults for now: method-not-found / decline.
+/// Answers what a server sends to mcpd: progress and list changes go to the registry
+/// and waiting calls; elicitation and sampling go to an attached app.
 #[derive(Clone)]
 pub struct Handler {
     upstream: Arc<Upstream>,
+    attachments: Arc<Attachments>,
     /// The version offered in `initialize` (session era).
     offer: ProtocolVersion,
 }
@@ -62,10 +73,59 @@ impl ClientHandler for Handler {
         self.upstream.tools_changed.notify_one();
     }
 
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let server = &self.upstream.name;
+        let params = serde_json::to_value(&request).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        match self.attachments.route(server, RequestKind::Elicitation, params, DEFAULT_REPLY_TIMEOUT).await {
+            Ok(v) => serde_json::from_value(v).map_err(|e| {
+                ErrorData::internal_error(
+                    format!("the attached application answered with an invalid result: {e}"),
+                    None,
+                )
+            }),
+            Err(e) => {
+                // With nobody to ask, or nobody answering, the safe answer is "no".
+                tracing::info!(server = %server, reason = %e, "elicitation declined");
+                Ok(ElicitResult::new(ElicitationAction::Decline))
+            }
+        }
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let server = &self.upstream.name;
+        let params = serde_json::to_value(&params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        match self.attachments.route(server, RequestKind::Sampling, params, DEFAULT_REPLY_TIMEOUT).await {
+            Ok(v) => serde_json::from_value(v).map_err(|e| {
+                ErrorData::internal_error(
+                    format!("the attached application answered with an invalid result: {e}"),
+                    None,
+                )
+            }),
+            Err(e) => Err(ErrorData::new(ErrorCode(-1), format!("sampling request refused by mcpd: {e}"), None)),
+        }
+    }
+
     fn get_info(&self) -> ClientConfig {
         let mut info = Implementation::new("mcpd", env!("CARGO_PKG_VERSION"));
         info.title = Some("mcpd".into());
-        ClientConfig::new(ClientCapabilities::default(), info).with_protocol_version(self.offer.clone())
+        let mut caps = ClientCapabilities::default();
+        // Declared always: with no app attached mcpd declines, which servers handle;
+        // not declaring would hide the tools some servers only offer to capable clients.
+        caps.elicitation = Some(
+            ElicitationCapability::new()
+                .with_form(FormElicitationCapability::default())
+                .with_url(UrlElicitationCapability::new()),
+        );
+        caps.sampling = Some(SamplingCapability::default());
+        ClientConfig::new(caps, info).with_protocol_version(self.offer.clone())
     }
 }
 
@@ -268,7 +328,7 @@ async fn connect(upstream: &Arc<Upstream>, ctx: &SessionContext) -> Result<Conne
         ProtocolPref::Auto => ProtocolVersion::LATEST_WITH_INITIALIZE,
         p => known_version(p.as_str()),
     };
-    let handler = Handler { upstream: upstream.clone(), offer };
+    let handler = Handler { upstream: upstream.clone(), attachments: ctx.attachments.clone(), offer };
     let result = tokio::time::timeout(cfg.connect_timeout, handler.serve_with_lifecycle(transport, mode)).await;
     let service = match result {
         Ok(Ok(s)) => s,

@@ -46,6 +46,9 @@ pub enum ClientError {
     /// The stream ended before a result arrived.
     #[error("the call stream ended without a result")]
     NoResult,
+    /// The attach stream is closed.
+    #[error("the attachment to mcpd is closed")]
+    Detached,
 }
 
 fn code_name(code: tonic::Code) -> &'static str {
@@ -230,6 +233,23 @@ impl Client {
         Ok(self.inner.watch_events(req).await?.into_inner())
     }
 
+    /// Attaches as an application that answers server requests (elicitation and/or
+    /// sampling, per `hello`). Keep the returned [`Attachment`] alive for as long as the
+    /// app answers; dropping it detaches.
+    pub async fn attach(&mut self, hello: proto::AttachHello) -> Result<Attachment, ClientError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let first = proto::AttachClientMessage { msg: Some(proto::attach_client_message::Msg::Hello(hello)) };
+        // The channel is fresh and has room: this cannot fail or wait.
+        let _ = tx.try_send(first);
+        let req = self.request(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut inbound = self.inner.attach(req).await?.into_inner();
+        let attach_id = match inbound.message().await? {
+            Some(proto::AttachServerMessage { msg: Some(proto::attach_server_message::Msg::Ready(r)) }) => r.attach_id,
+            _ => return Err(ClientError::NoResult),
+        };
+        Ok(Attachment { attach_id, inbound, outbound: tx })
+    }
+
     /// The raw generated client, for RPCs this wrapper does not cover yet.
     pub fn raw(&mut self) -> &mut McpdClient<Channel> {
         &mut self.inner
@@ -241,5 +261,44 @@ fn call_request(name: &str, arguments_json: &str, timeout: Option<Duration>) -> 
         name: name.to_owned(),
         arguments_json: arguments_json.to_owned(),
         timeout_ms: timeout.map(|t| t.as_millis() as u64).unwrap_or(0),
+    }
+}
+
+/// An attached application's side of the `Attach` stream.
+#[derive(Debug)]
+pub struct Attachment {
+    /// The daemon's id for this attachment.
+    pub attach_id: String,
+    inbound: tonic::Streaming<proto::AttachServerMessage>,
+    outbound: tokio::sync::mpsc::Sender<proto::AttachClientMessage>,
+}
+
+impl Attachment {
+    /// The next server request routed to this app; `None` when the daemon closed the stream.
+    pub async fn next_request(&mut self) -> Result<Option<proto::ServerRequest>, ClientError> {
+        loop {
+            match self.inbound.message().await? {
+                Some(proto::AttachServerMessage { msg: Some(proto::attach_server_message::Msg::Request(r)) }) => {
+                    return Ok(Some(r));
+                }
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Answers request `id` with an MCP result object (`Ok`) or a refusal message (`Err`).
+    pub async fn reply(&self, id: &str, result: Result<serde_json::Value, String>) -> Result<(), ClientError> {
+        let outcome = match result {
+            Ok(v) => proto::server_request_reply::Outcome::ResultJson(v.to_string()),
+            Err(e) => proto::server_request_reply::Outcome::Error(e),
+        };
+        let msg = proto::AttachClientMessage {
+            msg: Some(proto::attach_client_message::Msg::Reply(proto::ServerRequestReply {
+                id: id.to_owned(),
+                outcome: Some(outcome),
+            })),
+        };
+        self.outbound.send(msg).await.map_err(|_| ClientError::Detached)
     }
 }

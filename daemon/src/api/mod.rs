@@ -7,6 +7,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    attach::Hello,
     call::{self, CallOutcome},
     daemon::Daemon,
     upstream::{ServerState, Upstream},
@@ -196,6 +197,82 @@ impl Mcpd for Api {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    type AttachStream = EventStream<pb::AttachServerMessage>;
+
+    async fn attach(
+        &self,
+        req: Request<tonic::Streaming<pb::AttachClientMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await? {
+            Some(pb::AttachClientMessage { msg: Some(pb::attach_client_message::Msg::Hello(h)) }) => h,
+            _ => return Err(Status::invalid_argument("the first Attach message must be `hello`")),
+        };
+        if !hello.elicitation && !hello.sampling {
+            return Err(Status::invalid_argument("hello must ask for elicitation and/or sampling requests"));
+        }
+        for s in &hello.servers {
+            if self.daemon.supervisor.upstream(s).is_none() {
+                return Err(Status::not_found(format!("no server named {s:?}")));
+            }
+        }
+        let mut attachment = self.daemon.attachments.attach(Hello {
+            app: hello.app,
+            servers: hello.servers,
+            elicitation: hello.elicitation,
+            sampling: hello.sampling,
+        });
+        let stopping = self.daemon.stopping.clone();
+        let (tx, out) = mpsc::channel(64);
+        let ready = pb::AttachServerMessage {
+            msg: Some(pb::attach_server_message::Msg::Ready(pb::AttachReady {
+                attach_id: attachment.attach_id.clone(),
+            })),
+        };
+        let _ = tx.send(Ok(ready)).await;
+        tokio::spawn(async move {
+            // The attachment lives as long as this task: when the app goes away (either
+            // direction closes) it is dropped, which detaches and declines what is pending.
+            loop {
+                tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    _ = tx.closed() => return,
+                    routed = attachment.requests.recv() => {
+                        let Some(r) = routed else { return };
+                        let msg = pb::AttachServerMessage {
+                            msg: Some(pb::attach_server_message::Msg::Request(pb::ServerRequest {
+                                id: r.id,
+                                server: r.server,
+                                method: r.kind.method().into(),
+                                params_json: r.params.to_string(),
+                                timeout_ms: r.timeout.as_millis() as u64,
+                            })),
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    incoming = inbound.message() => {
+                        let reply = match incoming {
+                            Ok(Some(pb::AttachClientMessage { msg: Some(pb::attach_client_message::Msg::Reply(r)) })) => r,
+                            Ok(Some(_)) => continue,
+                            Ok(None) | Err(_) => return,
+                        };
+                        let outcome = match reply.outcome {
+                            Some(pb::server_request_reply::Outcome::ResultJson(j)) => {
+                                serde_json::from_str(&j).map_err(|e| format!("reply is not valid JSON: {e}"))
+                            }
+                            Some(pb::server_request_reply::Outcome::Error(e)) => Err(e),
+                            None => Err("empty reply".to_owned()),
+                        };
+                        attachment.reply(&reply.id, outcome);
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
 
     type WatchEventsStream = EventStream<pb::Event>;

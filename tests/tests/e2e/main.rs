@@ -4,3 +4,4 @@ mod cli;
 mod faults;
 mod interop;
 mod lifecycle;
+mod requests;

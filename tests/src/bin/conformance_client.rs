@@ -1,0 +1,365 @@
+//! `mcpd-conformance-client`: runs one client scenario of the official MCP conformance suite
+//! THROUGH mcpd. The harness calls `mcpd-conformance-client [ARGS...] URL` with
+//! `MCP_CONFORMANCE_SCENARIO` set; this writes a temp config with one HTTP server `conf` at
+//! URL, starts the real daemon (`mcpd` next to this executable, or `$MCPD_BIN`), waits until
+//! `conf` is ready, does the scenario's work through `mcpd_client::Client`, stops the daemon
+//! with SIGTERM and exits 0 only if all of that worked. The daemon log goes to stderr.
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use mcpd_client::{Client, proto};
+use serde_json::{Map, Value, json};
+
+/// The config name of the scenario's server; its tools are `conf.NAME`.
+const SERVER: &str = "conf";
+/// How long the daemon may take to bind its socket and to get `conf` ready.
+const STARTUP: Duration = Duration::from_secs(20);
+/// Deadline of one tool call (the harness kills us after `--timeout` anyway).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpd-conformance-client: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpd-conformance-client: FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let url = std::env::args().next_back().filter(|a| a.contains("://")).context(
+        "usage: mcpd-conformance-client URL (the conformance harness appends the server URL as the last argument)",
+    )?;
+    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").context("MCP_CONFORMANCE_SCENARIO is not set")?;
+    eprintln!("mcpd-conformance-client: scenario {scenario:?}, server {url}");
+
+    let mut daemon = Daemon::start(&url)?;
+    let outcome = async {
+        let mut client = daemon.connect().await?;
+        // The elicitation scenario needs the app attached before the tool call; attaching
+        // before the server is ready is fine too (the daemon routes by server name).
+        let attachment = if scenario == "elicitation-sep1034-client-defaults" {
+            Some(attach_elicitation(&client).await?)
+        } else {
+            None
+        };
+        let status = daemon.wait_ready(&mut client).await?;
+        eprintln!(
+            "mcpd-conformance-client: {SERVER} ready: protocol {} ({}), server {} {}, {} tool(s)",
+            status.protocol_version, status.era, status.server_name, status.server_version, status.tool_count
+        );
+        let result = scenario_work(&scenario, &mut client).await;
+        if let Some(task) = attachment {
+            task.abort();
+            if let Ok(Err(e)) = task.await {
+                // An attachment that failed is worth knowing about even if the call passed.
+                eprintln!("mcpd-conformance-client: attachment ended with an error: {e:#}");
+            }
+        }
+        result
+    }
+    .await;
+    let stopped = daemon.stop();
+    daemon.dump_log();
+    outcome?;
+    stopped
+}
+
+/// The work each scenario expects a client to do once connected.
+async fn scenario_work(scenario: &str, client: &mut Client) -> Result<()> {
+    match scenario {
+        // The handshake itself is what is checked; list the (empty) tools like the reference.
+        "initialize" => {
+            let tools = client.list_tools(Some(SERVER)).await.context("listing tools")?;
+            eprintln!("mcpd-conformance-client: {} tool(s)", tools.len());
+            Ok(())
+        }
+        "tools_call" => {
+            require_tool(client, "add_numbers").await?;
+            let r = call(client, "add_numbers", json!({"a": 5, "b": 3})).await?;
+            let text = first_text(&r)?;
+            if !text.contains('8') {
+                bail!("add_numbers(5, 3) answered {text:?}, expected the sum 8");
+            }
+            Ok(())
+        }
+        "elicitation-sep1034-client-defaults" => {
+            require_tool(client, "test_client_elicitation_defaults").await?;
+            let r = call(client, "test_client_elicitation_defaults", json!({})).await?;
+            let text = first_text(&r)?;
+            if !text.starts_with("Elicitation completed") {
+                bail!("the elicitation tool answered {text:?}, expected \"Elicitation completed: ...\"");
+            }
+            Ok(())
+        }
+        // The server ends the tool call's SSE stream without the result; rmcp must wait the
+        // announced `retry`, resume with GET + Last-Event-ID and take the result from there.
+        "sse-retry" => {
+            require_tool(client, "test_reconnection").await?;
+            let r = call(client, "test_reconnection", json!({})).await?;
+            let text = first_text(&r)?;
+            if !text.contains("Reconnection test completed") {
+                bail!("test_reconnection answered {text:?}");
+            }
+            Ok(())
+        }
+        other => bail!(
+            "unsupported scenario {other:?} (supported: initialize, tools_call, elicitation-sep1034-client-defaults, sse-retry)"
+        ),
+    }
+}
+
+/// Fails unless `conf.TOOL` is listed.
+async fn require_tool(client: &mut Client, tool: &str) -> Result<()> {
+    let tools = client.list_tools(Some(SERVER)).await.context("listing tools")?;
+    let names: Vec<&str> = tools.iter().map(|t| t.qualified_name.as_str()).collect();
+    let want = format!("{SERVER}.{tool}");
+    if !names.contains(&want.as_str()) {
+        bail!("{want} is not listed; tools: {names:?}");
+    }
+    Ok(())
+}
+
+async fn call(client: &mut Client, tool: &str, args: Value) -> Result<proto::CallToolResponse> {
+    let name = format!("{SERVER}.{tool}");
+    let started = Instant::now();
+    let r = client
+        .call_tool(&name, &args.to_string(), Some(CALL_TIMEOUT))
+        .await
+        .with_context(|| format!("calling {name}"))?;
+    eprintln!(
+        "mcpd-conformance-client: {name} answered in {:?}: is_error={} content={}",
+        started.elapsed(),
+        r.is_error,
+        r.content_json
+    );
+    if r.is_error {
+        bail!("{name} returned an error result: {}", r.content_json);
+    }
+    Ok(r)
+}
+
+fn first_text(r: &proto::CallToolResponse) -> Result<String> {
+    let content: Value = serde_json::from_str(&r.content_json).context("result content is not JSON")?;
+    content
+        .get(0)
+        .and_then(|c| c.get("text"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("result has no text block: {}", r.content_json))
+}
+
+/// Attaches as an app that answers `elicitation/create` from `conf` by accepting with every
+/// field of the requested schema set to its `default` (SEP-1034). Returns once the daemon
+/// said `ready`; the returned task answers requests until aborted.
+async fn attach_elicitation(client: &Client) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let hello = proto::AttachHello {
+        app: "conformance".into(),
+        servers: vec![SERVER.into()],
+        elicitation: true,
+        sampling: false,
+    };
+    let mut attachment = client.clone().attach(hello).await.context("attaching as an elicitation app")?;
+    Ok(tokio::spawn(async move {
+        while let Some(req) = attachment.next_request().await.context("reading the attachment stream")? {
+            eprintln!("mcpd-conformance-client: {} from {}: {}", req.method, req.server, req.params_json);
+            let answer = match req.method.as_str() {
+                "elicitation/create" => accept_with_defaults(&req.params_json),
+                other => Err(format!("this app does not answer {other}")),
+            };
+            if let Err(e) = &answer {
+                eprintln!("mcpd-conformance-client: declining request {}: {e}", req.id);
+            }
+            attachment.reply(&req.id, answer).await.with_context(|| format!("replying to request {}", req.id))?;
+        }
+        Ok(())
+    }))
+}
+
+/// `{"action":"accept","content":{...}}` with each property's schema `default`; a property
+/// without one is left out, unless it is required (then the request is refused).
+fn accept_with_defaults(params_json: &str) -> Result<Value, String> {
+    let params: Value = serde_json::from_str(params_json).map_err(|e| format!("params are not JSON: {e}"))?;
+    let schema = params.get("requestedSchema");
+    let props = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .ok_or("the request has no requestedSchema.properties (url elicitation is not supported)")?;
+    let required: Vec<&str> = schema
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut content = Map::new();
+    for (name, prop) in props {
+        match prop.get("default") {
+            Some(default) => {
+                content.insert(name.clone(), default.clone());
+            }
+            None if required.contains(&name.as_str()) => {
+                return Err(format!("required field {name:?} has no default"));
+            }
+            None => {}
+        }
+    }
+    Ok(json!({"action": "accept", "content": content}))
+}
+
+/// The daemon under test, on a temp socket and state dir; SIGTERMed (then killed) on drop.
+struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(url: &str) -> Result<Self> {
+        let bin = mcpd_bin()?;
+        let dir = tempfile::tempdir().context("creating a temp dir")?;
+        let socket = dir.path().join("mcpd.sock");
+        let config = dir.path().join("mcpd.toml");
+        let log = dir.path().join("mcpd.log");
+        let body = format!(
+            "[daemon]\nsocket = {}\nstate_dir = {}\nshutdown_grace = \"2s\"\nlog_level = \"info,mcpd=debug\"\n\n\
+             [servers.{SERVER}]\ntransport = \"http\"\nurl = {}\nprotocol = \"2025-11-25\"\nliveness_interval = \"0s\"\n\
+             backoff = {{ initial = \"200ms\", max = \"1s\" }}\n",
+            mcpd_tests::q(socket.display().to_string()),
+            mcpd_tests::q(dir.path().join("state").display().to_string()),
+            mcpd_tests::q(url),
+        );
+        std::fs::write(&config, body).with_context(|| format!("writing {}", config.display()))?;
+        let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(&bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("MCPD_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().context("duplicating the log file handle")?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Self { dir, socket, log, child: Some(child) })
+    }
+
+    /// Waits for the socket and connects.
+    async fn connect(&mut self) -> Result<Client> {
+        let deadline = Instant::now() + STARTUP;
+        while !self.socket.exists() {
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("mcpd did not bind {} within {STARTUP:?}", self.socket.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Client::connect_unix(self.socket.clone()).await.context("connecting to mcpd")
+    }
+
+    /// Waits until `conf` is READY; fails with its last error if it backs off or never gets there.
+    async fn wait_ready(&mut self, client: &mut Client) -> Result<proto::ServerStatus> {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            self.check_alive()?;
+            let st = client.status().await.context("asking mcpd for status")?;
+            let server = st.servers.into_iter().find(|s| s.name == SERVER);
+            if let Some(s) = server {
+                let state = proto::ServerState::try_from(s.state).unwrap_or(proto::ServerState::Unspecified);
+                match state {
+                    proto::ServerState::Ready => return Ok(s),
+                    proto::ServerState::Backoff | proto::ServerState::CircuitOpen => {
+                        bail!("server {SERVER} failed to connect ({state:?}): {}", s.last_error)
+                    }
+                    _ if Instant::now() > deadline => {
+                        bail!("server {SERVER} not ready within {STARTUP:?} ({state:?}): {}", s.last_error)
+                    }
+                    _ => {}
+                }
+            } else if Instant::now() > deadline {
+                bail!("mcpd does not list server {SERVER}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(c) = self.child.as_mut()
+            && let Some(status) = c.try_wait().context("checking on mcpd")?
+        {
+            self.child = None;
+            bail!("mcpd exited early with {status}");
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait up to 15 s (SIGKILL after that); Ok only on a clean exit.
+    fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else { return Err(anyhow!("mcpd is not running")) };
+        signal(&child, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().context("waiting for mcpd")? {
+                return if status.success() { Ok(()) } else { Err(anyhow!("mcpd exited with {status} on SIGTERM")) };
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("mcpd did not exit within 15s of SIGTERM (killed)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Copies the daemon log to stderr (the harness keeps it in stderr.txt).
+    fn dump_log(&self) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        eprintln!("---- mcpd log ({}) ----\n{text}---- end of mcpd log ----", self.dir.path().display());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, rustix::process::Signal::TERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// `$MCPD_BIN`, else `mcpd` next to this executable (`target/<profile>/`).
+fn mcpd_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("MCPD_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let p = exe.parent().map(|d| d.join("mcpd")).unwrap_or_else(|| Path::new("mcpd").to_owned());
+    if !p.exists() {
+        bail!("{} is missing: build the workspace binaries first (`cargo build --workspace --bins`)", p.display());
+    }
+    Ok(p)
+}
