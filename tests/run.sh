@@ -20,6 +20,10 @@ cargo fmt --all --check -- --color=never
 section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The e2e tests run the real binaries (mcpd, mcpd-fault-server, ...), built here.
+section "cargo build --workspace --bins"
+cargo build --workspace --bins
+
 if cargo nextest --version >/dev/null 2>&1; then
     section "cargo nextest run --workspace --no-fail-fast"
     cargo nextest run --workspace --no-fail-fast

@@ -20,6 +20,8 @@ const SERVER: &str = "conf";
 const STARTUP: Duration = Duration::from_secs(20);
 /// Deadline of one tool call (the harness kills us after `--timeout` anyway).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The scenarios this adapter knows (the suite's non-auth client scenarios for 2025-11-25).
+const SCENARIOS: &[&str] = &["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"];
 
 fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -43,6 +45,9 @@ async fn run() -> Result<()> {
         "usage: mcpd-conformance-client URL (the conformance harness appends the server URL as the last argument)",
     )?;
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").context("MCP_CONFORMANCE_SCENARIO is not set")?;
+    if !SCENARIOS.contains(&scenario.as_str()) {
+        bail!("unsupported scenario {scenario:?} (supported: {})", SCENARIOS.join(", "));
+    }
     eprintln!("mcpd-conformance-client: scenario {scenario:?}, server {url}");
 
     let mut daemon = Daemon::start(&url)?;
@@ -115,9 +120,7 @@ async fn scenario_work(scenario: &str, client: &mut Client) -> Result<()> {
             }
             Ok(())
         }
-        other => bail!(
-            "unsupported scenario {other:?} (supported: initialize, tools_call, elicitation-sep1034-client-defaults, sse-retry)"
-        ),
+        other => bail!("unsupported scenario {other:?}"),
     }
 }
 
@@ -323,7 +326,7 @@ impl Daemon {
 
     /// Copies the daemon log to stderr (the harness keeps it in stderr.txt).
     fn dump_log(&self) {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default());
         eprintln!("---- mcpd log ({}) ----\n{text}---- end of mcpd log ----", self.dir.path().display());
     }
 }
@@ -343,6 +346,26 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// Drops ANSI escape sequences (`ESC [ ... letter`): the daemon colours its log even in a file.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn signal(child: &Child, sig: rustix::process::Signal) {

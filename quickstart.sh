@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Quick start: installs the pinned example servers, builds mcpd, serves
+# config/mcpd.example.toml on the default Unix socket with the default sled state
+# dir, shows `mcpd status`, and keeps serving until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export MCPD_PEERS="${MCPD_PEERS:-$PWD/.cache/peers}"
+
+bash tests/peers/install.sh >/dev/null
+cargo build --release --bin mcpd
+mcpd=target/release/mcpd
+
+"$mcpd" serve --config config/mcpd.example.toml &
+daemon=$!
+trap 'kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null' EXIT INT TERM
+
+# Wait until every server has left `starting`, then show the table.
+for _ in $(seq 1 100); do
+    if "$mcpd" status --json 2>/dev/null | grep -q '"state": "starting"'; then
+        sleep 0.2
+    elif "$mcpd" status >/dev/null 2>&1; then
+        break
+    else
+        sleep 0.2
+    fi
+done
+"$mcpd" status
+echo
+echo "mcpd is serving (pid $daemon). In another shell try:"
+echo "  $mcpd tools"
+echo "  $mcpd call everything.echo '{\"message\":\"hello\"}'"
+echo "Ctrl-C stops it."
+wait "$daemon"
