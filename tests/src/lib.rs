@@ -146,6 +146,8 @@ impl TestDaemon {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("MCPD_PEERS", peers_dir())
+            // Must never reach a server: stdio children get only their configured env.
+            .env("MCPD_TEST_DAEMON_ONLY", "leak-check")
             .env_remove("MCPD_SOCKET")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

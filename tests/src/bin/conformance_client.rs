@@ -31,12 +31,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run()) {
+    // On SIGTERM (the harness's timeout) or SIGINT, dropping `run` drops the daemon
+    // guard, which stops mcpd: no daemon outlives the adapter.
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = run() => r,
+            sig = terminated() => Err(anyhow!("interrupted by {sig}")),
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcpd-conformance-client: FAILED: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (never, if the handlers cannot be installed).
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
     }
 }
 
@@ -332,18 +352,13 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Only reached with mcpd still running when the work was interrupted: stop it, show its log.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, rustix::process::Signal::TERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        if self.child.is_some() {
+            if let Err(e) = self.stop() {
+                eprintln!("mcpd-conformance-client: {e:#}");
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            self.dump_log();
         }
     }
 }

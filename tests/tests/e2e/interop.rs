@@ -138,3 +138,47 @@ async fn progress_streams_from_a_real_server() {
     assert!(seen.windows(2).all(|w| w[0].progress <= w[1].progress), "{seen:?}");
     assert_eq!(seen[0].total, Some(4.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_servers_get_only_their_configured_environment() {
+    let d = TestDaemon::start(&format!(
+        "[servers.e]\ncommand = {}\nargs = [\"stdio\"]\nenv = {{ CONFIGURED = \"yes\" }}\n",
+        q(everything_bin().display().to_string())
+    ));
+    d.wait_state("e", proto::ServerState::Ready, READY).await;
+    let mut c = d.client().await;
+    let r = c.call_tool("e.get-env", "{}", None).await.unwrap();
+    let text = first_text(&r);
+    let env: serde_json::Value = serde_json::from_str(&text).expect("get-env answers JSON");
+    let keys: Vec<&String> = env.as_object().unwrap().keys().collect();
+    assert_eq!(env["CONFIGURED"], "yes");
+    assert!(env.get("MCPD_TEST_DAEMON_ONLY").is_none(), "the daemon's environment leaked: {keys:?}");
+    assert!(env.get("PATH").is_some() && env.get("HOME").is_some(), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_http_server_is_reconnected() {
+    let peer = everything_http("streamableHttp");
+    let port = peer.port;
+    let d = TestDaemon::start(&format!(
+        "[servers.remote]\nurl = \"http://127.0.0.1:{port}/mcp\"\nbackoff = {{ initial = \"100ms\", max = \"500ms\" }}\nliveness_interval = \"500ms\"\n"
+    ));
+    d.wait_state("remote", proto::ServerState::Ready, READY).await;
+    // The server restarts and forgets every session: mcpd must notice and reconnect
+    // (re-initializing on 404, or via liveness and backoff).
+    drop(peer);
+    let mut cmd = std::process::Command::new(everything_bin());
+    cmd.arg("streamableHttp").env("PORT", port.to_string());
+    let _peer = PeerProcess::spawn(cmd, port);
+    let mut c = d.client().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.call_tool("remote.echo", r#"{"message":"again"}"#, Some(Duration::from_secs(5))).await {
+            Ok(r) if first_text(&r) == "Echo: again" => break,
+            other => {
+                assert!(tokio::time::Instant::now() < deadline, "never recovered: {other:?}\n{}", d.log_text());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `mcpd config import`: turns other clients' `mcpServers` JSON into mcpd TOML.

@@ -1,0 +1,1 @@
+//! Tool integrity: canonical JSON fingerprints and scanning of tool definitions (pure code, no I/O).
