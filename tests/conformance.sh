@@ -7,7 +7,8 @@
 #
 # Builds nothing: run `cargo build --workspace --bins` first (run.sh does). Needs the peers
 # (bash tests/peers/install.sh) in $MCPD_PEERS (default <repo>/.cache/peers).
-# Env: CONFORMANCE_SCENARIOS="a b" to run a subset; CONFORMANCE_KEEP=1 keeps the output dir.
+# Env: CONFORMANCE_SCENARIOS="a b" to run a subset; CONFORMANCE_KEEP=1 keeps the output dir
+# (it is always kept when a scenario fails: checks.json, stdout.txt, stderr.txt per scenario).
 # Each scenario runs alone (sse-retry is timing-sensitive). Prints one line per scenario and
 # ends with "conformance: N passed, M failed"; exits non-zero if any failed.
 set -uo pipefail
@@ -41,7 +42,6 @@ case "$ROOT" in
 esac
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/mcpd-conformance.XXXXXX")
-[ -n "${CONFORMANCE_KEEP:-}" ] || trap 'rm -rf "$OUT"' EXIT
 
 passed=0
 failed=0
@@ -60,10 +60,13 @@ for s in $SCENARIOS; do
     else
         failed=$((failed + 1))
         echo "FAIL $s (exit $rc; ${summary:-no summary}, ${secs}s); harness output:"
-        sed 's/^/    /' "$dir/harness.log"
-        [ -n "${CONFORMANCE_KEEP:-}" ] && echo "    (checks.json, stdout.txt, stderr.txt under $dir)"
+        sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^/    /' "$dir/harness.log"
+        echo "    (checks.json, stdout.txt, stderr.txt under $dir)"
     fi
 done
+if [ "$failed" -eq 0 ] && [ -z "${CONFORMANCE_KEEP:-}" ]; then
+    rm -rf "$OUT"
+fi
 
 echo "conformance: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

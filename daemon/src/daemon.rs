@@ -30,7 +30,10 @@ pub struct Daemon {
     pub config_path: PathBuf,
     pub socket_path: PathBuf,
     pub state_dir: PathBuf,
-    pub max_result_bytes: usize,
+    /// Live-reloadable: read on every call.
+    pub max_result_bytes: std::sync::atomic::AtomicUsize,
+    /// The running config; the lock also serialises reloads (SIGHUP and RPC).
+    pub config: tokio::sync::Mutex<Config>,
     /// Fired when the daemon starts shutting down, so endless streams (WatchEvents) end
     /// and the gRPC server can close its connections.
     pub stopping: CancellationToken,
@@ -92,7 +95,8 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         config_path: opts.config_path.clone(),
         socket_path: opts.socket.clone(),
         state_dir: opts.state_dir.clone(),
-        max_result_bytes: config.daemon.max_result_bytes,
+        max_result_bytes: std::sync::atomic::AtomicUsize::new(config.daemon.max_result_bytes),
+        config: tokio::sync::Mutex::new(config.clone()),
         stopping: CancellationToken::new(),
     });
 
@@ -110,12 +114,16 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let watchdog = spawn_watchdog(root.clone());
 
     let grace = config.daemon.shutdown_grace;
-    let mut current = config;
     let api_result = loop {
         tokio::select! {
             _ = sigterm.recv() => break None,
             _ = sigint.recv() => break None,
-            _ = sighup.recv() => current = reload(&daemon, &opts.config_path, current).await,
+            _ = sighup.recv() => {
+                let outcome = daemon.reload().await;
+                if !outcome.applied {
+                    tracing::error!("config reload rejected, keeping the running config:\n{}", outcome.problems.join("\n"));
+                }
+            }
             r = &mut api_task => break Some(r),
         }
     };
@@ -151,28 +159,66 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     }
 }
 
-/// Loads and applies a new config; a bad file changes nothing.
-async fn reload(daemon: &Daemon, path: &std::path::Path, current: Config) -> Config {
-    notify_systemd(&[sd_notify::NotifyState::Reloading]);
-    let p = path.to_owned();
-    let loaded = tokio::task::spawn_blocking(move || config::load(&p)).await;
-    let next = match loaded {
-        Ok(Ok(cfg)) => {
-            let report = daemon.supervisor.apply(&cfg).await;
-            tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
-            cfg
-        }
-        Ok(Err(e)) => {
-            tracing::error!("config reload rejected, keeping the running config:\n{e}");
-            current
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "config reload failed");
-            current
-        }
-    };
-    notify_systemd(&[sd_notify::NotifyState::Ready]);
-    next
+/// What a reload did.
+#[derive(Debug, Default)]
+pub struct ReloadOutcome {
+    pub applied: bool,
+    pub problems: Vec<String>,
+    pub report: crate::supervisor::ApplyReport,
+    pub needs_restart: Vec<String>,
+}
+
+// === impl Daemon ===
+
+impl Daemon {
+    /// Loads the config file again and applies it as a diff; a bad file changes nothing.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let mut current = self.config.lock().await;
+        notify_systemd(&[sd_notify::NotifyState::Reloading]);
+        let path = self.config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
+        let outcome = match loaded {
+            Ok(Ok(next)) => {
+                let report = self.supervisor.apply(&next).await;
+                self.max_result_bytes.store(next.daemon.max_result_bytes, std::sync::atomic::Ordering::Relaxed);
+                let needs_restart = restart_only_changes(&current, &next);
+                tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
+                *current = next;
+                ReloadOutcome { applied: true, problems: Vec::new(), report, needs_restart }
+            }
+            Ok(Err(e)) => ReloadOutcome {
+                applied: false,
+                problems: e.problems.iter().map(|p| p.to_string()).collect(),
+                ..Default::default()
+            },
+            Err(e) => ReloadOutcome {
+                applied: false,
+                problems: vec![format!("config loader failed: {e}")],
+                ..Default::default()
+            },
+        };
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+        outcome
+    }
+}
+
+/// `[daemon]` settings that a running daemon cannot change in place.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&old.daemon, &new.daemon);
+    let mut out = Vec::new();
+    if old.socket_path() != new.socket_path() {
+        out.push("daemon.socket".to_owned());
+    }
+    if old.state_dir() != new.state_dir() {
+        out.push("daemon.state_dir".to_owned());
+    }
+    if a.log_format != b.log_format || a.log_level != b.log_level {
+        out.push("daemon.log_format/log_level".to_owned());
+    }
+    if a.shutdown_grace != b.shutdown_grace {
+        out.push("daemon.shutdown_grace".to_owned());
+    }
+    out
 }
 
 fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {

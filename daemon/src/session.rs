@@ -284,9 +284,35 @@ async fn remembered_era(upstream: &Upstream, ctx: &SessionContext) -> Option<Str
 
 async fn connect(upstream: &Arc<Upstream>, ctx: &SessionContext) -> Result<Connection, ConnectError> {
     let cfg = &upstream.config;
+    let mode = if matches!(cfg.transport, TransportConfig::Sse { .. }) {
+        // HTTP+SSE servers predate the stateless era.
+        ClientLifecycleMode::Initialize
+    } else {
+        lifecycle_for(&cfg.protocol, remembered_era(upstream, ctx).await.as_deref())
+    };
+    let probing = !matches!(mode, ClientLifecycleMode::Initialize) && cfg.protocol == ProtocolPref::Auto;
+    match connect_with(upstream, ctx, mode).await {
+        // Some servers answer the discover probe with something that is neither a
+        // discover result nor a "legacy" error (e.g. an empty result), or stopped speaking
+        // the era we remembered. With `protocol = "auto"`, try the handshake on a fresh
+        // connection before calling the attempt failed.
+        Err(ConnectError::Handshake(reason)) if probing => {
+            tracing::info!(server = %upstream.name, reason = %reason, "server/discover failed; retrying with initialize");
+            connect_with(upstream, ctx, ClientLifecycleMode::Initialize).await
+        }
+        other => other,
+    }
+}
+
+async fn connect_with(
+    upstream: &Arc<Upstream>,
+    ctx: &SessionContext,
+    mode: ClientLifecycleMode,
+) -> Result<Connection, ConnectError> {
+    let cfg = &upstream.config;
     let fault: FaultSlot = Arc::default();
     let max = cfg.max_message_bytes;
-    let (transport, child, is_legacy_sse): (AnyTransport, Option<StdioChild>, bool) = match &cfg.transport {
+    let (transport, child): (AnyTransport, Option<StdioChild>) = match &cfg.transport {
         TransportConfig::Stdio { command, args, env, cwd } => {
             let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
             let (t, c) = transport::stdio::spawn(
@@ -299,14 +325,14 @@ async fn connect(upstream: &Arc<Upstream>, ctx: &SessionContext) -> Result<Conne
                 ctx.reaper.as_ref(),
             )
             .map_err(|e| ConnectError::Setup(e.to_string()))?;
-            (t, Some(c), false)
+            (t, Some(c))
         }
         TransportConfig::Http { url, headers } => {
             let headers: Vec<(String, String)> =
                 headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
             let t = transport::http::connect(url, &headers, max, cfg.connect_timeout)
                 .map_err(|e| ConnectError::Setup(e.to_string()))?;
-            (t, None, false)
+            (t, None)
         }
         TransportConfig::Sse { url, headers } => {
             let headers: Vec<(String, String)> =
@@ -314,14 +340,8 @@ async fn connect(upstream: &Arc<Upstream>, ctx: &SessionContext) -> Result<Conne
             let t = transport::sse::connect(url, &headers, max, cfg.connect_timeout)
                 .await
                 .map_err(|e| ConnectError::Setup(e.to_string()))?;
-            (t, None, true)
+            (t, None)
         }
-    };
-    let remembered = remembered_era(upstream, ctx).await;
-    let mode = if is_legacy_sse {
-        ClientLifecycleMode::Initialize
-    } else {
-        lifecycle_for(&cfg.protocol, remembered.as_deref())
     };
     // A pinned session-era version is what we offer in `initialize`; otherwise the newest.
     let offer = match &cfg.protocol {

@@ -233,6 +233,18 @@ impl Client {
         Ok(self.inner.watch_events(req).await?.into_inner())
     }
 
+    /// Asks the daemon to re-read its config file and apply it as a diff.
+    pub async fn reload(&mut self) -> Result<proto::ReloadResponse, ClientError> {
+        let req = self.request(proto::ReloadRequest {});
+        Ok(self.inner.reload(req).await?.into_inner())
+    }
+
+    /// The last `lines` lines (0 = all kept) a stdio server wrote to stderr.
+    pub async fn logs(&mut self, server: &str, lines: u32) -> Result<Vec<String>, ClientError> {
+        let req = self.request(proto::LogsRequest { server: server.to_owned(), lines });
+        Ok(self.inner.logs(req).await?.into_inner().lines)
+    }
+
     /// Attaches as an application that answers server requests (elicitation and/or
     /// sampling, per `hello`). Keep the returned [`Attachment`] alive for as long as the
     /// app answers; dropping it detaches.

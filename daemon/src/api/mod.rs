@@ -144,7 +144,7 @@ impl Mcpd for Api {
             &r.name,
             &r.arguments_json,
             timeout_of(r.timeout_ms),
-            d.max_result_bytes,
+            d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
             None,
         )
         .await?;
@@ -168,7 +168,7 @@ impl Mcpd for Api {
                 &r.name,
                 &r.arguments_json,
                 timeout_of(r.timeout_ms),
-                daemon.max_result_bytes,
+                daemon.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
                 Some(p_tx),
             );
             let mut call = std::pin::pin!(call);
@@ -197,6 +197,29 @@ impl Mcpd for Api {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn reload(&self, _: Request<pb::ReloadRequest>) -> Result<Response<pb::ReloadResponse>, Status> {
+        let o = self.daemon.reload().await;
+        Ok(Response::new(pb::ReloadResponse {
+            applied: o.applied,
+            problems: o.problems,
+            added: o.report.added,
+            changed: o.report.changed,
+            removed: o.report.removed,
+            needs_restart: o.needs_restart,
+        }))
+    }
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<pb::LogsResponse>, Status> {
+        let r = req.into_inner();
+        let up = self
+            .daemon
+            .supervisor
+            .upstream(&r.server)
+            .ok_or_else(|| Status::not_found(format!("no server named {:?}", r.server)))?;
+        let n = if r.lines == 0 { usize::MAX } else { r.lines as usize };
+        Ok(Response::new(pb::LogsResponse { lines: up.stderr_tail(n) }))
     }
 
     type AttachStream = EventStream<pb::AttachServerMessage>;

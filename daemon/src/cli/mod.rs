@@ -64,6 +64,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-read the config file and apply changes (only changed servers restart).
+    Reload,
+    /// Show what a stdio server wrote to stderr (the last lines mcpd kept).
+    Logs {
+        server: String,
+        /// How many lines (0 = all kept).
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: u32,
+    },
     /// Stream daemon events (state changes, tool list changes, errors).
     Events {
         server: Option<String>,
@@ -152,7 +161,8 @@ fn init_tracing(format: LogFormat, level: &str) {
     // it at warn unless the operator asks for it by name.
     let directives = if level.contains("rmcp") { level.to_owned() } else { format!("{level},rmcp=warn") };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // Under systemd the journal adds its own timestamps.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let _ = match (format, under_journal) {
@@ -246,6 +256,30 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
             }
             if result.is_error {
                 return Ok(ExitCode::from(EXIT_FAILURE));
+            }
+        }
+        Command::Reload => {
+            let r = client.reload().await?;
+            if !r.applied {
+                eprintln!("mcpd: the new config has {} problem(s); nothing changed:", r.problems.len());
+                for p in &r.problems {
+                    eprintln!("{}", render::safe(p));
+                }
+                return Ok(ExitCode::from(EXIT_CONFIG as u8));
+            }
+            println!("reloaded: {} added, {} changed, {} removed", r.added.len(), r.changed.len(), r.removed.len());
+            for (what, names) in [("added", &r.added), ("changed", &r.changed), ("removed", &r.removed)] {
+                if !names.is_empty() {
+                    println!("  {what}: {}", names.join(", "));
+                }
+            }
+            if !r.needs_restart.is_empty() {
+                println!("  needs a restart to take effect: {}", r.needs_restart.join(", "));
+            }
+        }
+        Command::Logs { server, lines } => {
+            for line in client.logs(&server, lines).await? {
+                println!("{}", render::safe(&line));
             }
         }
         Command::Events { server, json } => {

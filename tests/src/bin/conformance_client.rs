@@ -4,6 +4,8 @@
 //! URL, starts the real daemon (`mcpd` next to this executable, or `$MCPD_BIN`), waits until
 //! `conf` is ready, does the scenario's work through `mcpd_client::Client`, stops the daemon
 //! with SIGTERM and exits 0 only if all of that worked. The daemon log goes to stderr.
+//! `$MCPD_CONFORMANCE_PROTOCOL` overrides the server's `protocol` (default "auto", what users get: mcpd probes
+//! `server/discover` and falls back to `initialize`).
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
@@ -251,17 +253,20 @@ struct Daemon {
 impl Daemon {
     fn start(url: &str) -> Result<Self> {
         let bin = mcpd_bin()?;
+        // Pinned by default: the mock servers misbehave on the `server/discover` probe of "auto".
+        let protocol = std::env::var("MCPD_CONFORMANCE_PROTOCOL").unwrap_or_else(|_| "auto".to_owned());
         let dir = tempfile::tempdir().context("creating a temp dir")?;
         let socket = dir.path().join("mcpd.sock");
         let config = dir.path().join("mcpd.toml");
         let log = dir.path().join("mcpd.log");
         let body = format!(
             "[daemon]\nsocket = {}\nstate_dir = {}\nshutdown_grace = \"2s\"\nlog_level = \"info,mcpd=debug\"\n\n\
-             [servers.{SERVER}]\ntransport = \"http\"\nurl = {}\nprotocol = \"2025-11-25\"\nliveness_interval = \"0s\"\n\
+             [servers.{SERVER}]\ntransport = \"http\"\nurl = {}\nprotocol = {}\nliveness_interval = \"0s\"\n\
              backoff = {{ initial = \"200ms\", max = \"1s\" }}\n",
             mcpd_tests::q(socket.display().to_string()),
             mcpd_tests::q(dir.path().join("state").display().to_string()),
             mcpd_tests::q(url),
+            mcpd_tests::q(protocol),
         );
         std::fs::write(&config, body).with_context(|| format!("writing {}", config.display()))?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;

@@ -4,4 +4,5 @@ mod cli;
 mod faults;
 mod interop;
 mod lifecycle;
+mod reload;
 mod requests;
