@@ -12,7 +12,7 @@ use rmcp::{
 };
 use tokio::sync::mpsc;
 
-use crate::{error::CallError, registry::Registry, supervisor::Supervisor, util::unix_ms};
+use crate::{error::CallError, registry::Registry, supervisor::Supervisor, upstream::Upstream, util::unix_ms};
 
 /// How many schema violations a message lists before "and N more".
 const MAX_LISTED_VIOLATIONS: usize = 5;
@@ -87,15 +87,7 @@ pub async fn call_tool(
         }
     }
     let upstream = supervisor.upstream(server).ok_or_else(|| CallError::NoSuchServer(server.to_owned()))?;
-    let unavailable = || {
-        let st = upstream.status();
-        CallError::Unavailable {
-            server: server.to_owned(),
-            state: st.state.as_str(),
-            next_retry_ms: (st.next_retry_unix_ms > 0).then(|| st.next_retry_unix_ms.saturating_sub(unix_ms())),
-            last_error: st.last_error,
-        }
-    };
+    let unavailable = || unavailable(server, &upstream);
     let peer = upstream.peer().ok_or_else(unavailable)?;
     let timeout = timeout.unwrap_or(upstream.config.call_timeout);
     let deadline = started + timeout;
@@ -150,6 +142,30 @@ pub async fn call_tool(
     };
     let (result, truncated, original_bytes) = bound_result(result, max_result_bytes);
     Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed() })
+}
+
+/// Why a server cannot take a request now, with its state and next retry.
+pub(crate) fn unavailable(server: &str, upstream: &Upstream) -> CallError {
+    let st = upstream.status();
+    CallError::Unavailable {
+        server: server.to_owned(),
+        state: st.state.as_str(),
+        next_retry_ms: (st.next_retry_unix_ms > 0).then(|| st.next_retry_unix_ms.saturating_sub(unix_ms())),
+        last_error: st.last_error,
+    }
+}
+
+/// Maps a failed request other than `tools/call` (whose deadline rmcp enforces itself).
+pub(crate) fn service_error(server: &str, what: &str, e: ServiceError) -> CallError {
+    match e {
+        ServiceError::McpError(e) => {
+            CallError::Upstream { server: server.to_owned(), code: e.code.0, message: e.message.to_string() }
+        }
+        ServiceError::UnexpectedResponse => {
+            CallError::Protocol { server: server.to_owned(), what: format!("unexpected answer to {what}") }
+        }
+        other => lost(server, other),
+    }
 }
 
 fn lost(server: &str, e: ServiceError) -> CallError {

@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, Api},
     attach::Attachments,
+    cache::ResourceCache,
     config::{self, Config},
     event::EventBus,
+    metrics::Metrics,
     reaper::Reaper,
     registry::Registry,
     session::SessionContext,
@@ -32,6 +34,10 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     /// Live-reloadable: read on every call.
     pub max_result_bytes: std::sync::atomic::AtomicUsize,
+    /// Live-reloadable: freshness of resource reads without a server `ttlMs`.
+    pub resource_ttl_ms: std::sync::atomic::AtomicU64,
+    pub cache: ResourceCache,
+    pub metrics: Arc<Metrics>,
     /// The running config; the lock also serialises reloads (SIGHUP and RPC).
     pub config: tokio::sync::Mutex<Config>,
     /// Fired when the daemon starts shutting down, so endless streams (WatchEvents) end
@@ -80,9 +86,13 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let registry = Arc::new(Registry::default());
     let events = EventBus::default();
     let attachments = Arc::new(Attachments::default());
+    let cache = ResourceCache::new(config.daemon.resource_cache_bytes as u64);
+    let metrics = Arc::new(Metrics::default());
     let ctx = SessionContext {
         registry: registry.clone(),
         attachments: attachments.clone(),
+        cache: cache.clone(),
+        metrics: metrics.clone(),
         store: Some(store.clone()),
         reaper,
     };
@@ -96,6 +106,9 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         socket_path: opts.socket.clone(),
         state_dir: opts.state_dir.clone(),
         max_result_bytes: std::sync::atomic::AtomicUsize::new(config.daemon.max_result_bytes),
+        resource_ttl_ms: std::sync::atomic::AtomicU64::new(config.daemon.resource_ttl.as_millis() as u64),
+        cache,
+        metrics: metrics.clone(),
         config: tokio::sync::Mutex::new(config.clone()),
         stopping: CancellationToken::new(),
     });
@@ -112,6 +125,14 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let mut api_task = tokio::spawn(api::server::serve(Api { daemon: daemon.clone() }, listener, api_stop.clone()));
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog(root.clone());
+    if let Some(addr) = config.daemon.metrics_listen {
+        let (m, stop) = (metrics.clone(), root.child_token());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, m, stop).await {
+                tracing::error!(%addr, error = %e, "cannot serve metrics");
+            }
+        });
+    }
 
     let grace = config.daemon.shutdown_grace;
     let api_result = loop {
@@ -174,13 +195,20 @@ impl Daemon {
     /// Loads the config file again and applies it as a diff; a bad file changes nothing.
     pub async fn reload(&self) -> ReloadOutcome {
         let mut current = self.config.lock().await;
-        notify_systemd(&[sd_notify::NotifyState::Reloading]);
+        // sd_notify(3): RELOADING=1 carries MONOTONIC_USEC= so systemd (253+) can match it
+        // to the reload it started; older versions ignore the field.
+        match sd_notify::NotifyState::monotonic_usec_now() {
+            Ok(now) => notify_systemd(&[sd_notify::NotifyState::Reloading, now]),
+            Err(_) => notify_systemd(&[sd_notify::NotifyState::Reloading]),
+        }
         let path = self.config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
         let outcome = match loaded {
             Ok(Ok(next)) => {
                 let report = self.supervisor.apply(&next).await;
                 self.max_result_bytes.store(next.daemon.max_result_bytes, std::sync::atomic::Ordering::Relaxed);
+                self.resource_ttl_ms
+                    .store(next.daemon.resource_ttl.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 let needs_restart = restart_only_changes(&current, &next);
                 tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
                 *current = next;
@@ -217,6 +245,12 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     }
     if a.shutdown_grace != b.shutdown_grace {
         out.push("daemon.shutdown_grace".to_owned());
+    }
+    if a.resource_cache_bytes != b.resource_cache_bytes {
+        out.push("daemon.resource_cache_bytes".to_owned());
+    }
+    if a.metrics_listen != b.metrics_listen {
+        out.push("daemon.metrics_listen".to_owned());
     }
     out
 }

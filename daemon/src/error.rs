@@ -25,6 +25,10 @@ pub enum CallError {
     ConnectionLost { server: String, reason: String },
     #[error("server {server:?} sent an unexpected answer: {what}")]
     Protocol { server: String, what: String },
+    #[error("server {server:?} does not offer {what}")]
+    Unsupported { server: String, what: &'static str },
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 fn hint(s: &Option<String>) -> String {

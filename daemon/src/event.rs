@@ -13,6 +13,10 @@ pub enum EventKind {
     ToolsChanged,
     Error,
     MessageTooLarge,
+    /// A subscribed resource changed (message: its URI); its cache entry is gone.
+    ResourceUpdated,
+    ResourcesChanged,
+    PromptsChanged,
 }
 
 impl EventKind {
@@ -22,6 +26,9 @@ impl EventKind {
             EventKind::ToolsChanged => "tools_changed",
             EventKind::Error => "error",
             EventKind::MessageTooLarge => "message_too_large",
+            EventKind::ResourceUpdated => "resource_updated",
+            EventKind::ResourcesChanged => "resources_changed",
+            EventKind::PromptsChanged => "prompts_changed",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! - [`supervisor`] starts one [`session`] task per server; each owns its
 //!   [`transport`] (stdio child, Streamable HTTP, legacy SSE) and reconnect policy ([`backoff`]).
 //! - [`registry`]: the merged `server.tool` namespace, read lock-free by [`call`] and [`api`].
+//! - [`resource`]: resources, prompts and completion across servers; reads cached by [`cache`].
+//! - [`metrics`]: per-tool counters and latency histograms (Status and Prometheus text).
 //! - [`store`]: the only module that touches sled. [`reaper`]: kills server process
 //!   groups when the daemon dies. [`daemon`]: wiring, signals, shutdown.
 #![forbid(unsafe_code)]
@@ -12,6 +14,7 @@
 pub mod api;
 pub mod attach;
 pub mod backoff;
+pub mod cache;
 pub mod call;
 pub mod config;
 pub mod daemon;
@@ -20,8 +23,10 @@ pub mod event;
 pub mod import;
 pub mod integrity;
 pub mod llm;
+pub mod metrics;
 pub mod reaper;
 pub mod registry;
+pub mod resource;
 pub mod session;
 pub mod store;
 pub mod supervisor;

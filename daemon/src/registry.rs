@@ -23,6 +23,37 @@ impl ToolEntry {
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.server, self.tool.name)
     }
+
+    /// MCP Apps: the `ui://` resource that renders this tool. `_meta.ui.resourceUri` is the
+    /// current form; `_meta["ui/resourceUri"]` is what early MCP Apps servers sent.
+    pub fn ui_resource_uri(&self) -> Option<&str> {
+        let meta = self.tool.meta.as_ref()?;
+        meta.get("ui")
+            .and_then(|ui| ui.get("resourceUri"))
+            .or_else(|| meta.get("ui/resourceUri"))
+            .and_then(|v| v.as_str())
+    }
+
+    /// MCP Apps: who may call the tool; absent means both the model and the app.
+    pub fn visibility(&self) -> Vec<String> {
+        let declared = self
+            .tool
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("ui"))
+            .and_then(|ui| ui.get("visibility"))
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>());
+        match declared {
+            Some(v) if !v.is_empty() => v,
+            _ => vec!["model".to_owned(), "app".to_owned()],
+        }
+    }
+
+    /// Tools only an app's UI may call never reach a model (agent loops skip them).
+    pub fn app_only(&self) -> bool {
+        !self.visibility().iter().any(|v| v == "model")
+    }
 }
 
 /// All tools of one server.

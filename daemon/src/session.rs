@@ -12,7 +12,7 @@ use rmcp::{
         ClientCapabilities, ClientConfig, ClientRequest, CreateMessageRequestParams, CreateMessageResult,
         ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability, ErrorCode,
         FormElicitationCapability, Implementation, PaginatedRequestParams, PingRequest, ProgressNotificationParam,
-        ProtocolVersion, SamplingCapability, SubscriptionFilter, Tool, UrlElicitationCapability,
+        ProtocolVersion, ResourceUpdatedNotificationParam, SamplingCapability, Tool, UrlElicitationCapability,
     },
     service::{
         ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RoleClient, RunningService,
@@ -25,10 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     attach::{Attachments, DEFAULT_REPLY_TIMEOUT, RequestKind},
     backoff::{Backoff, CrashLoopBreaker},
+    cache::ResourceCache,
     config::{ProtocolPref, TransportConfig},
     event::EventKind,
     reaper::Reaper,
     registry::{Registry, build_server_tools},
+    resource,
     store::{Store, StoredTools},
     transport::{self, AnyTransport, limit::FaultSlot, stdio::StdioChild},
     upstream::{ServerState, Upstream},
@@ -50,6 +52,8 @@ const ERA_MEMORY_MS: u64 = 24 * 3600 * 1000;
 pub struct SessionContext {
     pub registry: Arc<Registry>,
     pub attachments: Arc<Attachments>,
+    pub cache: ResourceCache,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub store: Option<Store>,
     pub reaper: Option<Reaper>,
 }
@@ -60,6 +64,7 @@ pub struct SessionContext {
 pub struct Handler {
     upstream: Arc<Upstream>,
     attachments: Arc<Attachments>,
+    cache: ResourceCache,
     /// The version offered in `initialize` (session era).
     offer: ProtocolVersion,
 }
@@ -71,6 +76,21 @@ impl ClientHandler for Handler {
 
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
         self.upstream.tools_changed.notify_one();
+    }
+
+    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _: NotificationContext<RoleClient>) {
+        let n = rmcp::model::ResourceUpdatedNotification::new(params);
+        resource::on_notification(&self.upstream, &self.cache, &n.into());
+    }
+
+    async fn on_resource_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let n = rmcp::model::ResourceListChangedNotification::default();
+        resource::on_notification(&self.upstream, &self.cache, &n.into());
+    }
+
+    async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let n = rmcp::model::PromptListChangedNotification::default();
+        resource::on_notification(&self.upstream, &self.cache, &n.into());
     }
 
     async fn create_elicitation(
@@ -180,6 +200,8 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
             Err(e) => Some(e.to_string()),
         };
         upstream.set_peer(None);
+        // Updates are not seen while disconnected, so nothing cached may outlive the session.
+        ctx.cache.invalidate_server(&upstream.name);
         ctx.registry.mark_stale(&upstream.name);
         upstream.update(|s| {
             s.ready_since = None;
@@ -348,7 +370,8 @@ async fn connect_with(
         ProtocolPref::Auto => ProtocolVersion::LATEST_WITH_INITIALIZE,
         p => known_version(p.as_str()),
     };
-    let handler = Handler { upstream: upstream.clone(), attachments: ctx.attachments.clone(), offer };
+    let handler =
+        Handler { upstream: upstream.clone(), attachments: ctx.attachments.clone(), cache: ctx.cache.clone(), offer };
     let result = tokio::time::timeout(cfg.connect_timeout, handler.serve_with_lifecycle(transport, mode)).await;
     let service = match result {
         Ok(Ok(s)) => s,
@@ -432,6 +455,9 @@ async fn serve(
     };
     publish(upstream, ctx, &last_tools, &version).await;
     upstream.set_peer(Some(peer.clone()));
+    if upstream.status().connects > 0 {
+        ctx.metrics.record_reconnect(&upstream.name);
+    }
     upstream.update(|s| {
         s.state = ServerState::Ready;
         s.protocol_version = version.clone();
@@ -445,23 +471,12 @@ async fn serve(
     });
     tracing::info!(server = %upstream.name, protocol = %version, tools = last_tools.len(), "ready");
 
-    // In the stateless era list_changed only arrives on a subscriptions/listen stream.
+    // In the stateless era list changes and resource updates only arrive on a
+    // subscriptions/listen stream; in the session era subscriptions are renewed here.
     let listen_task = if stateless {
-        let up = upstream.clone();
-        let peer = peer.clone();
-        Some(tokio::spawn(async move {
-            let mut filter = SubscriptionFilter::new();
-            filter.tools_list_changed = Some(true);
-            match peer.listen(filter).await {
-                Ok(mut sub) => {
-                    while let Ok(Some(_)) = sub.next().await {
-                        up.tools_changed.notify_one();
-                    }
-                }
-                Err(e) => tracing::debug!(server = %up.name, error = %e, "subscriptions/listen unavailable"),
-            }
-        }))
+        Some(tokio::spawn(resource::listen_loop(upstream.clone(), peer.clone(), ctx.cache.clone())))
     } else {
+        resource::resubscribe(upstream, &peer).await;
         None
     };
 

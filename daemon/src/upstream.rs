@@ -3,7 +3,7 @@
 //! The session task owns the connection and is the only writer of `status` and `peer`;
 //! the API reads them without waiting on anything held across I/O.
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
 };
 
@@ -22,6 +22,8 @@ use crate::{
 
 /// Keep this many bytes of a server's stderr.
 const STDERR_RING_BYTES: usize = 64 * 1024;
+/// Resource subscriptions kept per server.
+const MAX_SUBSCRIPTIONS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
@@ -102,6 +104,10 @@ pub struct Upstream {
     progress: Mutex<HashMap<ProgressToken, mpsc::Sender<ProgressNotificationParam>>>,
     /// Poked by `notifications/tools/list_changed`; the session task debounces and re-lists.
     pub tools_changed: Notify,
+    /// Resource URIs apps subscribed to; renewed on every reconnect.
+    subscriptions: Mutex<BTreeSet<String>>,
+    /// Poked when `subscriptions` grows (the stateless-era listen stream re-opens).
+    pub subscriptions_changed: Notify,
     pub events: EventBus,
 }
 
@@ -129,6 +135,8 @@ impl Upstream {
             stderr: Mutex::new(LineRing::new(STDERR_RING_BYTES)),
             progress: Mutex::new(HashMap::new()),
             tools_changed: Notify::new(),
+            subscriptions: Mutex::new(BTreeSet::new()),
+            subscriptions_changed: Notify::new(),
             events,
         }
     }
@@ -200,6 +208,20 @@ impl Upstream {
         let ring = lock(&self.stderr);
         let all: Vec<&str> = ring.lines().collect();
         all[all.len().saturating_sub(n)..].iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Remembers a resource subscription; false if it was already there. Bounded so apps
+    /// cannot grow a server's subscription set (and its listen filter) without limit.
+    pub fn add_subscription(&self, uri: &str) -> bool {
+        let mut subs = lock(&self.subscriptions);
+        if subs.len() >= MAX_SUBSCRIPTIONS {
+            return false;
+        }
+        subs.insert(uri.to_owned())
+    }
+
+    pub fn subscriptions(&self) -> Vec<String> {
+        lock(&self.subscriptions).iter().cloned().collect()
     }
 
     /// Routes progress notifications for `token` to `tx` until [`Upstream::unwatch_progress`].

@@ -245,6 +245,62 @@ impl Client {
         Ok(self.inner.logs(req).await?.into_inner().lines)
     }
 
+    /// Resources of every connected server (or one); `errors` names servers that could not be asked.
+    pub async fn list_resources(&mut self, server: Option<&str>) -> Result<proto::ListResourcesResponse, ClientError> {
+        let req = self.request(proto::ListResourcesRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.list_resources(req).await?.into_inner())
+    }
+
+    /// Resource templates of every connected server (or one).
+    pub async fn list_resource_templates(
+        &mut self,
+        server: Option<&str>,
+    ) -> Result<proto::ListResourceTemplatesResponse, ClientError> {
+        let req = self.request(proto::ListResourcesRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.list_resource_templates(req).await?.into_inner())
+    }
+
+    /// Reads a resource; from mcpd's cache while fresh unless `fresh`.
+    pub async fn read_resource(
+        &mut self,
+        server: &str,
+        uri: &str,
+        fresh: bool,
+    ) -> Result<proto::ReadResourceResponse, ClientError> {
+        let req = self.request(proto::ReadResourceRequest { server: server.to_owned(), uri: uri.to_owned(), fresh });
+        Ok(self.inner.read_resource(req).await?.into_inner())
+    }
+
+    /// Subscribes to a resource's updates; they arrive on [`Client::watch_events`] as `resource_updated`.
+    pub async fn subscribe_resource(&mut self, server: &str, uri: &str) -> Result<(), ClientError> {
+        let req = self.request(proto::SubscribeResourceRequest { server: server.to_owned(), uri: uri.to_owned() });
+        self.inner.subscribe_resource(req).await?;
+        Ok(())
+    }
+
+    /// Prompts of every connected server (or one), qualified as `server.prompt`.
+    pub async fn list_prompts(&mut self, server: Option<&str>) -> Result<proto::ListPromptsResponse, ClientError> {
+        let req = self.request(proto::ListPromptsRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.list_prompts(req).await?.into_inner())
+    }
+
+    /// Gets `server.prompt` with string arguments.
+    pub async fn get_prompt(
+        &mut self,
+        name: &str,
+        arguments: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<proto::GetPromptResponse, ClientError> {
+        let req =
+            self.request(proto::GetPromptRequest { name: name.to_owned(), arguments: arguments.into_iter().collect() });
+        Ok(self.inner.get_prompt(req).await?.into_inner())
+    }
+
+    /// Argument completion for a prompt or a resource template (set exactly one in `req`).
+    pub async fn complete(&mut self, req: proto::CompleteRequest) -> Result<proto::CompleteResponse, ClientError> {
+        let req = self.request(req);
+        Ok(self.inner.complete(req).await?.into_inner())
+    }
+
     /// Attaches as an application that answers server requests (elicitation and/or
     /// sampling, per `hello`). Keep the returned [`Attachment`] alive for as long as the
     /// app answers; dropping it detaches.

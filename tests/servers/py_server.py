@@ -4,6 +4,7 @@
 Run with the peers venv:  $MCPD_PEERS/venv/bin/python tests/servers/py_server.py
 
     py_server.py [--transport stdio|http] [--host 127.0.0.1] [--port N] [--json-response]
+                 [--read-ttl-ms N]
 
 stdio: JSON-RPC over stdin/stdout (logs go to stderr).
 http:  streamable HTTP at http://HOST:PORT/mcp . With --port 0 (the default) a free
@@ -17,8 +18,14 @@ per-request `_meta`).
 
 Tools:     echo(text) -> text; add(a, b) -> a+b (structured output);
            slow(ms) -> "done" after sleeping ms; whoami() -> negotiated protocol version.
-Resource:  test://greeting  ("hello", text/plain)
+           open_widget() -> "opened" (MCP Apps: `_meta.ui` links ui://widget/app.html, visible to the app only).
+Resources: test://greeting  ("hello", text/plain)
+           test://counter   (how many times it was read: "1", "2", ...)
+           ui://widget/app.html (MCP Apps HTML with `_meta.ui.csp`)
 Prompt:    greet(name)
+
+--read-ttl-ms N sets the 2026-07-28 `ttlMs` hint of resources/read results (default: the
+SDK's, 0 = immediately stale).
 """
 
 from __future__ import annotations
@@ -28,14 +35,27 @@ import socket
 import sys
 
 import anyio
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 
+
+def _read_ttl_ms(argv: list[str]) -> int | None:
+    # The hint is a constructor argument, so it is read before argparse runs.
+    for i, a in enumerate(argv):
+        if a == "--read-ttl-ms" and i + 1 < len(argv):
+            return int(argv[i + 1])
+    return None
+
+
+_ttl = _read_ttl_ms(sys.argv[1:])
 server = MCPServer(
     "mcpd-py-test-server",
     version="1.0.0",
     instructions="Test server for mcpd.",
     log_level="WARNING",
+    cache_hints={"resources/read": CacheHint(ttl_ms=_ttl, scope="public")} if _ttl is not None else None,
 )
+_reads = {"counter": 0}
 
 
 @server.tool(description="Echo the given text back unchanged.")
@@ -66,6 +86,31 @@ def whoami(ctx: Context) -> str:
 @server.resource("test://greeting", name="greeting", description="A greeting.", mime_type="text/plain")
 def greeting() -> str:
     return "hello"
+
+
+@server.resource("test://counter", name="counter", description="How many times it was read.", mime_type="text/plain")
+def counter() -> str:
+    _reads["counter"] += 1
+    return str(_reads["counter"])
+
+
+@server.resource(
+    "ui://widget/app.html",
+    name="widget",
+    description="An MCP Apps view.",
+    mime_type="text/html;profile=mcp-app",
+    meta={"ui": {"csp": {"connectDomains": ["https://api.example.com"], "resourceDomains": []}, "prefersBorder": True}},
+)
+def widget() -> str:
+    return "<!doctype html><html><body>widget</body></html>"
+
+
+@server.tool(
+    description="Open the widget (called by the app's UI, not by a model).",
+    meta={"ui": {"resourceUri": "ui://widget/app.html", "visibility": ["app"]}},
+)
+def open_widget() -> str:
+    return "opened"
 
 
 @server.prompt(description="Greet someone by name.")
@@ -103,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="http: answer POSTs with application/json instead of an SSE stream",
     )
+    p.add_argument("--read-ttl-ms", type=int, default=None, help="ttlMs hint on resources/read results")
     args = p.parse_args(argv)
     if args.transport == "stdio":
         server.run("stdio")

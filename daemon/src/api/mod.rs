@@ -10,6 +10,8 @@ use crate::{
     attach::Hello,
     call::{self, CallOutcome},
     daemon::Daemon,
+    error::CallError,
+    resource::{self, CompleteRef},
     upstream::{ServerState, Upstream},
 };
 
@@ -40,8 +42,26 @@ fn state_pb(s: ServerState) -> pb::ServerState {
     }
 }
 
-fn server_pb(u: &Upstream) -> pb::ServerStatus {
+fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
     let s = u.status();
+    let snap = d.registry.snapshot();
+    let tool_stats = snap
+        .servers
+        .get(&u.name)
+        .map(|st| {
+            st.tools
+                .keys()
+                .filter_map(|tool| {
+                    d.metrics.tool(&u.name, tool).map(|m| pb::ToolStats {
+                        tool: tool.clone(),
+                        calls: m.calls,
+                        errors: m.errors,
+                        mean_latency_us: m.mean_latency.as_micros() as u64,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     pb::ServerStatus {
         name: u.name.clone(),
         transport: u.transport_name().into(),
@@ -60,7 +80,21 @@ fn server_pb(u: &Upstream) -> pb::ServerStatus {
         target: u.target(),
         in_flight: u.in_flight() as u32,
         stderr_tail: u.stderr_tail(STDERR_TAIL_LINES),
+        reconnects: d.metrics.reconnects(&u.name),
+        tool_stats,
     }
+}
+
+/// Counts a finished call in the metrics, for tools that resolved (a made-up name
+/// must not create a series).
+fn record_call(d: &Daemon, name: &str, started: tokio::time::Instant, res: &Result<CallOutcome, CallError>) {
+    let Some((server, tool)) = name.split_once('.') else { return };
+    let failed = match res {
+        Ok(o) => o.result.is_error.unwrap_or(false),
+        Err(CallError::NoSuchTool { .. } | CallError::Unqualified(_) | CallError::NoSuchServer(_)) => return,
+        Err(_) => true,
+    };
+    d.metrics.record_call(server, tool, started.elapsed(), failed);
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -95,8 +129,11 @@ impl Mcpd for Api {
                 config_path: d.config_path.display().to_string(),
                 socket_path: d.socket_path.display().to_string(),
                 state_dir: d.state_dir.display().to_string(),
+                cache_entries: d.cache.entry_count(),
+                cache_bytes: d.cache.weighted_size(),
+                cache_max_bytes: d.cache.max_bytes(),
             }),
-            servers: d.supervisor.upstreams().iter().map(|u| server_pb(u)).collect(),
+            servers: d.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
         }))
     }
 
@@ -105,7 +142,7 @@ impl Mcpd for Api {
         _: Request<pb::ListServersRequest>,
     ) -> Result<Response<pb::ListServersResponse>, Status> {
         Ok(Response::new(pb::ListServersResponse {
-            servers: self.daemon.supervisor.upstreams().iter().map(|u| server_pb(u)).collect(),
+            servers: self.daemon.supervisor.upstreams().iter().map(|u| server_pb(&self.daemon, u)).collect(),
         }))
     }
 
@@ -130,6 +167,8 @@ impl Mcpd for Api {
                 annotations_json: t.tool.annotations.as_ref().map(json_text).unwrap_or_default(),
                 meta_json: t.tool.meta.as_ref().map(json_text).unwrap_or_default(),
                 stale: st.stale,
+                ui_resource_uri: t.ui_resource_uri().unwrap_or_default().to_owned(),
+                visibility: t.visibility(),
             })
             .collect();
         Ok(Response::new(pb::ListToolsResponse { tools }))
@@ -138,7 +177,8 @@ impl Mcpd for Api {
     async fn call_tool(&self, req: Request<pb::CallToolRequest>) -> Result<Response<pb::CallToolResponse>, Status> {
         let r = req.into_inner();
         let d = &self.daemon;
-        let outcome = call::call_tool(
+        let started = tokio::time::Instant::now();
+        let res = call::call_tool(
             &d.registry,
             &d.supervisor,
             &r.name,
@@ -147,8 +187,9 @@ impl Mcpd for Api {
             d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
             None,
         )
-        .await?;
-        Ok(Response::new(outcome_pb(outcome)))
+        .await;
+        record_call(d, &r.name, started, &res);
+        Ok(Response::new(outcome_pb(res?)))
     }
 
     type CallToolStreamStream = EventStream<pb::CallToolEvent>;
@@ -162,6 +203,7 @@ impl Mcpd for Api {
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::CallToolEvent, Status>>(PROGRESS_QUEUE);
         let (p_tx, mut p_rx) = mpsc::channel(PROGRESS_QUEUE);
         tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
             let call = call::call_tool(
                 &daemon.registry,
                 &daemon.supervisor,
@@ -187,6 +229,7 @@ impl Mcpd for Api {
                         let _ = out_tx.try_send(Ok(ev));
                     }
                     res = &mut call => {
+                        record_call(&daemon, &r.name, started, &res);
                         let msg = res.map(|o| pb::CallToolEvent {
                             event: Some(pb::call_tool_event::Event::Result(outcome_pb(o))),
                         }).map_err(Status::from);
@@ -220,6 +263,126 @@ impl Mcpd for Api {
             .ok_or_else(|| Status::not_found(format!("no server named {:?}", r.server)))?;
         let n = if r.lines == 0 { usize::MAX } else { r.lines as usize };
         Ok(Response::new(pb::LogsResponse { lines: up.stderr_tail(n) }))
+    }
+
+    async fn list_resources(
+        &self,
+        req: Request<pb::ListResourcesRequest>,
+    ) -> Result<Response<pb::ListResourcesResponse>, Status> {
+        let server = req.into_inner().server;
+        let l = resource::list_resources(&self.daemon.supervisor, &server).await?;
+        let resources = l
+            .items
+            .into_iter()
+            .map(|(server, r)| pb::Resource {
+                server,
+                uri: r.uri.clone(),
+                name: r.name.clone(),
+                title: r.title.clone().unwrap_or_default(),
+                description: r.description.clone().unwrap_or_default(),
+                mime_type: r.mime_type.clone().unwrap_or_default(),
+                json: json_text(&r),
+            })
+            .collect();
+        Ok(Response::new(pb::ListResourcesResponse { resources, errors: l.errors }))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        req: Request<pb::ListResourcesRequest>,
+    ) -> Result<Response<pb::ListResourceTemplatesResponse>, Status> {
+        let server = req.into_inner().server;
+        let l = resource::list_resource_templates(&self.daemon.supervisor, &server).await?;
+        let templates = l
+            .items
+            .into_iter()
+            .map(|(server, t)| pb::ResourceTemplate {
+                server,
+                uri_template: t.uri_template.clone(),
+                name: t.name.clone(),
+                description: t.description.clone().unwrap_or_default(),
+                json: json_text(&t),
+            })
+            .collect();
+        Ok(Response::new(pb::ListResourceTemplatesResponse { templates, errors: l.errors }))
+    }
+
+    async fn read_resource(
+        &self,
+        req: Request<pb::ReadResourceRequest>,
+    ) -> Result<Response<pb::ReadResourceResponse>, Status> {
+        let r = req.into_inner();
+        let d = &self.daemon;
+        let ttl = Duration::from_millis(d.resource_ttl_ms.load(std::sync::atomic::Ordering::Relaxed));
+        let read = resource::read(&d.supervisor, &d.cache, ttl, &r.server, &r.uri, r.fresh).await?;
+        Ok(Response::new(pb::ReadResourceResponse {
+            contents_json: read.entry.contents_json.clone(),
+            meta_json: read.entry.meta_json.clone(),
+            from_cache: read.from_cache,
+            ttl_ms: read.entry.ttl.as_millis() as u64,
+        }))
+    }
+
+    async fn subscribe_resource(
+        &self,
+        req: Request<pb::SubscribeResourceRequest>,
+    ) -> Result<Response<pb::SubscribeResourceResponse>, Status> {
+        let r = req.into_inner();
+        resource::subscribe(&self.daemon.supervisor, &r.server, &r.uri).await?;
+        Ok(Response::new(pb::SubscribeResourceResponse {}))
+    }
+
+    async fn list_prompts(
+        &self,
+        req: Request<pb::ListPromptsRequest>,
+    ) -> Result<Response<pb::ListPromptsResponse>, Status> {
+        let server = req.into_inner().server;
+        let l = resource::list_prompts(&self.daemon.supervisor, &server).await?;
+        let prompts = l
+            .items
+            .into_iter()
+            .map(|(server, p)| pb::Prompt {
+                qualified_name: format!("{server}.{}", p.name),
+                name: p.name.clone(),
+                title: p.title.clone().unwrap_or_default(),
+                description: p.description.clone().unwrap_or_default(),
+                arguments_json: p.arguments.as_ref().map(json_text).unwrap_or_else(|| "[]".into()),
+                server,
+            })
+            .collect();
+        Ok(Response::new(pb::ListPromptsResponse { prompts, errors: l.errors }))
+    }
+
+    async fn get_prompt(&self, req: Request<pb::GetPromptRequest>) -> Result<Response<pb::GetPromptResponse>, Status> {
+        let r = req.into_inner();
+        let res = resource::get_prompt(&self.daemon.supervisor, &r.name, r.arguments.into_iter().collect()).await?;
+        Ok(Response::new(pb::GetPromptResponse {
+            description: res.description.clone().unwrap_or_default(),
+            messages_json: json_text(&res.messages),
+        }))
+    }
+
+    async fn complete(&self, req: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
+        let r = req.into_inner();
+        let target = match (r.prompt.is_empty(), r.resource_template.is_empty()) {
+            (false, true) => CompleteRef::Prompt(r.prompt),
+            (true, false) => CompleteRef::ResourceTemplate(r.resource_template),
+            _ => return Err(Status::invalid_argument("give exactly one of `prompt` and `resource_template`")),
+        };
+        let info = resource::complete(
+            &self.daemon.supervisor,
+            &r.server,
+            target,
+            &r.argument,
+            &r.value,
+            r.context.into_iter().collect(),
+        )
+        .await?;
+        Ok(Response::new(pb::CompleteResponse {
+            total: info.total.unwrap_or(info.values.len() as u32),
+            has_more: info.has_more.unwrap_or(false),
+            values: info.values,
+        }))
     }
 
     type AttachStream = EventStream<pb::AttachServerMessage>;

@@ -7,11 +7,13 @@ impl From<CallError> for Status {
     fn from(e: CallError) -> Self {
         let code = match &e {
             CallError::NoSuchTool { .. } | CallError::NoSuchServer(_) => Code::NotFound,
-            CallError::Unqualified(_) | CallError::BadJson(_) | CallError::InvalidArguments { .. } => {
-                Code::InvalidArgument
-            }
+            CallError::Unqualified(_)
+            | CallError::BadJson(_)
+            | CallError::InvalidArguments { .. }
+            | CallError::BadRequest(_) => Code::InvalidArgument,
             CallError::Unavailable { .. } | CallError::ConnectionLost { .. } => Code::Unavailable,
             CallError::Busy { .. } => Code::ResourceExhausted,
+            CallError::Unsupported { .. } => Code::FailedPrecondition,
             CallError::Deadline { .. } => Code::DeadlineExceeded,
             // The server answered, but with a JSON-RPC error: invalid params is the
             // caller's to fix; anything else is the server's.

@@ -45,6 +45,9 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Redraw every SECS seconds until interrupted (default 2).
+        #[arg(long, short, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<f64>,
     },
     /// List tools (of one server, or all).
     Tools {
@@ -64,14 +67,52 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List resources (of one server, or all); `--templates` lists resource templates too.
+    Resources {
+        server: Option<String>,
+        #[arg(long)]
+        templates: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a resource: `mcpd read SERVER URI` (served from mcpd's cache while fresh).
+    Read {
+        server: String,
+        uri: String,
+        /// Skip the cache.
+        #[arg(long)]
+        fresh: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List prompts (of one server, or all).
+    Prompts {
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Get a prompt: `mcpd prompt server.prompt [NAME=VALUE ...]`.
+    Prompt {
+        name: String,
+        /// Arguments as NAME=VALUE.
+        arguments: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read the config file and apply changes (only changed servers restart).
-    Reload,
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a stdio server wrote to stderr (the last lines mcpd kept).
     Logs {
         server: String,
         /// How many lines (0 = all kept).
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: u32,
+        /// One JSON array of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Stream daemon events (state changes, tool list changes, errors).
     Events {
@@ -79,6 +120,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: `mcpd completions bash > /etc/bash_completion.d/mcpd`.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,6 +130,23 @@ enum ConfigCommand {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Convert another client's MCP servers (Claude Desktop, Claude Code, Cursor, VS Code) to mcpd TOML.
+    Import {
+        /// The client's JSON config file (`-` reads standard input).
+        file: PathBuf,
+        /// The input format (default: detected from the file's shape).
+        #[arg(long, value_parser = clap::builder::TypedValueParser::try_map(
+            clap::builder::PossibleValuesParser::new(mcpd::import::Format::NAMES),
+            |s| s.parse::<mcpd::import::Format>(),
+        ))]
+        format: Option<mcpd::import::Format>,
+        /// Write the TOML to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Overwrite --output if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -101,6 +161,14 @@ pub(crate) fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, state_dir } => serve(cli.socket, config, state_dir),
         Command::Config { command: ConfigCommand::Check { files } } => config_check(&files),
+        Command::Config { command: ConfigCommand::Import { file, format, output, force } } => {
+            config_import(&file, format, output.as_deref(), force)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "mcpd", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         other => client_verb(cli.socket, other),
     }
 }
@@ -212,12 +280,80 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
         None => Client::connect_default().await?,
     };
     match cmd {
-        Command::Status { json } => {
-            let st = client.status().await?;
+        Command::Status { json, watch } => {
+            let every = match watch {
+                Some(t) if t.is_finite() && t >= 0.1 => Some(Duration::from_secs_f64(t)),
+                Some(_) => anyhow::bail!("--watch takes a number of seconds, at least 0.1"),
+                None => None,
+            };
+            loop {
+                let st = client.status().await?;
+                if json {
+                    // One JSON document per line when watching, so scripts can stream it.
+                    let v = render::status_json(&st);
+                    if every.is_some() {
+                        println!("{}", serde_json::to_string(&v)?);
+                    } else {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    }
+                } else {
+                    if every.is_some() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                        // Clear the screen and home the cursor, like watch(1).
+                        print!("\x1b[2J\x1b[H");
+                    }
+                    print!("{}", render::status_table(&st));
+                }
+                let Some(every) = every else { break };
+                std::io::Write::flush(&mut std::io::stdout())?;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+        }
+        Command::Resources { server, templates, json } => {
+            let r = client.list_resources(server.as_deref()).await?;
+            let t = if templates { Some(client.list_resource_templates(server.as_deref()).await?) } else { None };
             if json {
-                println!("{}", serde_json::to_string_pretty(&render::status_json(&st))?);
+                println!("{}", serde_json::to_string_pretty(&render::resources_json(&r, t.as_ref()))?);
             } else {
-                print!("{}", render::status_table(&st));
+                print!("{}", render::resources_table(&r));
+                if let Some(t) = &t {
+                    println!();
+                    print!("{}", render::templates_table(t));
+                }
+            }
+        }
+        Command::Read { server, uri, fresh, json } => {
+            let r = client.read_resource(&server, &uri, fresh).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::read_json(&r))?);
+            } else {
+                print!("{}", render::read_text(&r));
+            }
+        }
+        Command::Prompts { server, json } => {
+            let r = client.list_prompts(server.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::prompts_json(&r))?);
+            } else {
+                print!("{}", render::prompts_table(&r));
+            }
+        }
+        Command::Prompt { name, arguments, json } => {
+            let mut args = Vec::new();
+            for a in arguments {
+                let Some((k, v)) = a.split_once('=') else {
+                    eprintln!("mcpd: prompt arguments are NAME=VALUE, got {:?}", render::safe(&a));
+                    return Ok(ExitCode::from(EXIT_USAGE));
+                };
+                args.push((k.to_owned(), v.to_owned()));
+            }
+            let r = client.get_prompt(&name, args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::prompt_json(&r))?);
+            } else {
+                print!("{}", render::prompt_text(&r));
             }
         }
         Command::Tools { server, json } => {
@@ -258,8 +394,17 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 return Ok(ExitCode::from(EXIT_FAILURE));
             }
         }
-        Command::Reload => {
+        Command::Reload { json } => {
             let r = client.reload().await?;
+            if json {
+                let v = serde_json::json!({
+                    "applied": r.applied, "problems": r.problems, "added": r.added, "changed": r.changed,
+                    "removed": r.removed, "needs_restart": r.needs_restart,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                let code = if r.applied { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CONFIG as u8) };
+                return Ok(code);
+            }
             if !r.applied {
                 eprintln!("mcpd: the new config has {} problem(s); nothing changed:", r.problems.len());
                 for p in &r.problems {
@@ -277,9 +422,14 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 println!("  needs a restart to take effect: {}", r.needs_restart.join(", "));
             }
         }
-        Command::Logs { server, lines } => {
-            for line in client.logs(&server, lines).await? {
-                println!("{}", render::safe(&line));
+        Command::Logs { server, lines, json } => {
+            let lines = client.logs(&server, lines).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&lines)?);
+            } else {
+                for line in lines {
+                    println!("{}", render::safe(&line));
+                }
             }
         }
         Command::Events { server, json } => {
@@ -288,7 +438,86 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 println!("{}", render::event_line(&ev, json));
             }
         }
-        Command::Serve { .. } | Command::Config { .. } => return Ok(ExitCode::from(EXIT_USAGE)),
+        Command::Serve { .. } | Command::Config { .. } | Command::Completions { .. } => {
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mcpd config import FILE`: the TOML goes to standard output (or `--output`),
+/// the report (renames, inline secrets, unmapped keys, skipped servers) to
+/// standard error, so `mcpd config import x.json > mcpd.toml` keeps them apart.
+fn config_import(
+    file: &std::path::Path,
+    format: Option<mcpd::import::Format>,
+    output: Option<&std::path::Path>,
+    force: bool,
+) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let from_stdin = file.as_os_str() == "-";
+    let origin = if from_stdin { "standard input".to_owned() } else { file.display().to_string() };
+    let read = if from_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let src = match read {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mcpd: cannot read {origin}: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let imported = match mcpd::import::import_from(&src, format, Some(&origin)) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("mcpd: {origin}: {e}");
+            return ExitCode::from(if e.is_internal() { EXIT_SOFTWARE } else { EXIT_CONFIG as u8 });
+        }
+    };
+    // Notes escape everything taken from the file, so they are safe to print.
+    for note in &imported.report {
+        eprintln!("{note}");
+    }
+    if imported.servers.is_empty() {
+        eprintln!("mcpd: nothing to import from {origin} ({} format)", imported.format.label());
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
+    let written = match output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(imported.toml.as_bytes()).and_then(|()| out.flush())
+        }
+        Some(path) => {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true);
+            // create_new refuses an existing file without a check-then-write race.
+            if force {
+                opts.create(true).truncate(true);
+            } else {
+                opts.create_new(true);
+            }
+            match opts.open(path) {
+                Ok(mut f) => f.write_all(imported.toml.as_bytes()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    eprintln!("mcpd: {} already exists; use --force to overwrite it", path.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("mcpd: cannot write the config: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let into = output.map(|p| format!(" into {}", p.display())).unwrap_or_default();
+    eprintln!(
+        "mcpd: imported {} server(s) from {origin} ({} format){into}; check it with `mcpd config check`",
+        imported.servers.len(),
+        imported.format.label()
+    );
+    ExitCode::SUCCESS
 }

@@ -116,6 +116,7 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
         "daemon": st.daemon.as_ref().map(|d| json!({
             "version": d.version, "pid": d.pid, "uptime_ms": d.uptime_ms,
             "config_path": d.config_path, "socket_path": d.socket_path, "state_dir": d.state_dir,
+            "cache": {"entries": d.cache_entries, "bytes": d.cache_bytes, "max_bytes": d.cache_max_bytes},
         })),
         "servers": st.servers.iter().map(|s| json!({
             "name": s.name, "transport": s.transport, "target": s.target, "state": state_name(s.state),
@@ -123,6 +124,10 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
             "stale": s.stale, "last_error": s.last_error, "next_retry_unix_ms": s.next_retry_unix_ms,
             "uptime_ms": s.uptime_ms, "connects": s.connects, "pid": s.pid,
             "server_name": s.server_name, "server_version": s.server_version,
+            "in_flight": s.in_flight, "reconnects": s.reconnects,
+            "tool_stats": s.tool_stats.iter().map(|t| json!({
+                "tool": t.tool, "calls": t.calls, "errors": t.errors, "mean_latency_us": t.mean_latency_us,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -135,7 +140,13 @@ pub(crate) fn tools_table(tools: &[pb::Tool]) -> String {
         if desc.chars().count() > 100 {
             desc = desc.chars().take(97).collect::<String>() + "...";
         }
-        let name = if t.stale { format!("{} (stale)", t.qualified_name) } else { t.qualified_name.clone() };
+        let mut name = if t.stale { format!("{} (stale)", t.qualified_name) } else { t.qualified_name.clone() };
+        if !t.visibility.iter().any(|v| v == "model") {
+            name.push_str(" (app only)");
+        }
+        if !t.ui_resource_uri.is_empty() {
+            desc = format!("{desc} [ui: {}]", safe(&t.ui_resource_uri));
+        }
         rows.push(vec![name, desc]);
     }
     table(rows)
@@ -155,7 +166,7 @@ pub(crate) fn tools_json(tools: &[pb::Tool]) -> Value {
                     "description": t.description, "inputSchema": parse_or_null(&t.input_schema_json),
                     "outputSchema": parse_or_null(&t.output_schema_json),
                     "annotations": parse_or_null(&t.annotations_json), "_meta": parse_or_null(&t.meta_json),
-                    "stale": t.stale,
+                    "stale": t.stale, "uiResourceUri": t.ui_resource_uri, "visibility": t.visibility,
                 })
             })
             .collect(),
@@ -189,6 +200,142 @@ pub(crate) fn call_text(r: &pb::CallToolResponse) -> String {
     if !r.structured_content_json.is_empty() && out.is_empty() {
         out.push_str(&safe(&r.structured_content_json));
         out.push('\n');
+    }
+    out
+}
+
+/// Cuts a server-controlled line for a table cell, escaped.
+fn cell(s: &str, max: usize) -> String {
+    let s = safe(s.lines().next().unwrap_or(""));
+    if s.chars().count() > max { s.chars().take(max - 3).collect::<String>() + "..." } else { s }
+}
+
+pub(crate) fn resources_table(r: &pb::ListResourcesResponse) -> String {
+    let mut rows = vec![["SERVER", "URI", "NAME", "MIME", "DESCRIPTION"].map(String::from).to_vec()];
+    for x in &r.resources {
+        rows.push(vec![
+            x.server.clone(),
+            cell(&x.uri, 60),
+            cell(&x.name, 30),
+            if x.mime_type.is_empty() { "-".into() } else { cell(&x.mime_type, 30) },
+            cell(&x.description, 60),
+        ]);
+    }
+    let mut out = table(rows);
+    for e in &r.errors {
+        out.push_str(&format!("warning: {}\n", safe(e)));
+    }
+    out
+}
+
+pub(crate) fn templates_table(r: &pb::ListResourceTemplatesResponse) -> String {
+    let mut rows = vec![["SERVER", "URI TEMPLATE", "NAME", "DESCRIPTION"].map(String::from).to_vec()];
+    for t in &r.templates {
+        rows.push(vec![t.server.clone(), cell(&t.uri_template, 60), cell(&t.name, 30), cell(&t.description, 60)]);
+    }
+    let mut out = table(rows);
+    for e in &r.errors {
+        out.push_str(&format!("warning: {}\n", safe(e)));
+    }
+    out
+}
+
+pub(crate) fn resources_json(r: &pb::ListResourcesResponse, t: Option<&pb::ListResourceTemplatesResponse>) -> Value {
+    let mut errors: Vec<&String> = r.errors.iter().collect();
+    let templates = t.map(|t| {
+        errors.extend(t.errors.iter());
+        t.templates.iter().map(|x| json!({"server": x.server, "template": parse_or_null(&x.json)})).collect::<Vec<_>>()
+    });
+    json!({
+        "resources": r.resources.iter().map(|x| json!({"server": x.server, "resource": parse_or_null(&x.json)})).collect::<Vec<_>>(),
+        "templates": templates,
+        "errors": errors,
+    })
+}
+
+pub(crate) fn read_json(r: &pb::ReadResourceResponse) -> Value {
+    json!({
+        "contents": parse_or_null(&r.contents_json),
+        "_meta": parse_or_null(&r.meta_json),
+        "fromCache": r.from_cache,
+        "ttlMs": r.ttl_ms,
+    })
+}
+
+/// Text contents as text; binary contents as a one-line summary (never raw bytes on a terminal).
+pub(crate) fn read_text(r: &pb::ReadResourceResponse) -> String {
+    let mut out = String::new();
+    if let Value::Array(items) = parse_or_null(&r.contents_json) {
+        for it in items {
+            if let Some(t) = it.get("text").and_then(Value::as_str) {
+                out.push_str(&safe_multiline(t));
+            } else {
+                let uri = it.get("uri").and_then(Value::as_str).unwrap_or("");
+                let mime = it.get("mimeType").and_then(Value::as_str).unwrap_or("application/octet-stream");
+                let len = it.get("blob").and_then(Value::as_str).map(str::len).unwrap_or(0);
+                out.push_str(&format!("[binary {} ({mime}), {len} base64 characters; use --json]", safe(uri)));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub(crate) fn prompts_table(r: &pb::ListPromptsResponse) -> String {
+    let mut rows = vec![["PROMPT", "ARGUMENTS", "DESCRIPTION"].map(String::from).to_vec()];
+    for p in &r.prompts {
+        let args = match parse_or_null(&p.arguments_json) {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|a| {
+                    let name = a.get("name").and_then(Value::as_str)?;
+                    let req = a.get("required").and_then(Value::as_bool).unwrap_or(false);
+                    Some(if req { safe(name) } else { format!("[{}]", safe(name)) })
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        };
+        rows.push(vec![
+            p.qualified_name.clone(),
+            if args.is_empty() { "-".into() } else { args },
+            cell(&p.description, 80),
+        ]);
+    }
+    let mut out = table(rows);
+    for e in &r.errors {
+        out.push_str(&format!("warning: {}\n", safe(e)));
+    }
+    out
+}
+
+pub(crate) fn prompts_json(r: &pb::ListPromptsResponse) -> Value {
+    json!({
+        "prompts": r.prompts.iter().map(|p| json!({
+            "name": p.qualified_name, "server": p.server, "prompt": p.name, "title": p.title,
+            "description": p.description, "arguments": parse_or_null(&p.arguments_json),
+        })).collect::<Vec<_>>(),
+        "errors": r.errors,
+    })
+}
+
+pub(crate) fn prompt_json(r: &pb::GetPromptResponse) -> Value {
+    json!({"description": r.description, "messages": parse_or_null(&r.messages_json)})
+}
+
+/// Each message as `role: text`; non-text content as one JSON line.
+pub(crate) fn prompt_text(r: &pb::GetPromptResponse) -> String {
+    let mut out = String::new();
+    if let Value::Array(msgs) = parse_or_null(&r.messages_json) {
+        for m in msgs {
+            let role = m.get("role").and_then(Value::as_str).unwrap_or("?");
+            let content = m.get("content").cloned().unwrap_or(Value::Null);
+            let body = match content.get("text").and_then(Value::as_str) {
+                Some(t) if content.get("type").and_then(Value::as_str) == Some("text") => safe_multiline(t),
+                _ => safe(&content.to_string()),
+            };
+            out.push_str(&format!("{}: {body}\n", safe(role)));
+        }
     }
     out
 }

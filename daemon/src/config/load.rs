@@ -25,6 +25,9 @@ const DAEMON_KEYS: &[&str] = &[
     "max_result_bytes",
     "log_format",
     "log_level",
+    "resource_cache_bytes",
+    "resource_ttl",
+    "metrics_listen",
 ];
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -212,6 +215,18 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
             "connect_timeout" => keep(&mut d.connect_timeout, ctx.positive_duration(key, v)),
             "max_message_bytes" => keep(&mut d.max_message_bytes, ctx.size(key, v, 1024)),
             "max_result_bytes" => keep(&mut d.max_result_bytes, ctx.size(key, v, 1024)),
+            "resource_cache_bytes" => keep(&mut d.resource_cache_bytes, ctx.size(key, v, 0)),
+            "resource_ttl" => keep(&mut d.resource_ttl, ctx.duration(key, v)),
+            "metrics_listen" => {
+                if let Some(text) = ctx.string(key, v) {
+                    match text.parse::<std::net::SocketAddr>() {
+                        Ok(addr) if addr.ip().is_loopback() => d.metrics_listen = Some(addr),
+                        // Metrics name servers and tools: they stay on this machine.
+                        Ok(_) => ctx.report(v.span(), format!("\"metrics_listen\" must be a loopback address (e.g. \"127.0.0.1:9464\"), found {text:?}")),
+                        Err(_) => ctx.report(v.span(), format!("\"metrics_listen\" must be an address with a port, e.g. \"127.0.0.1:9464\", found {text:?}")),
+                    }
+                }
+            }
             "log_format" => {
                 let options: Vec<_> = LogFormat::ALL.iter().map(|f| (f.as_str(), *f)).collect();
                 keep(&mut d.log_format, ctx.choice(key, v, &options));

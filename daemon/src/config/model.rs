@@ -40,6 +40,12 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// An `EnvFilter` directive string, only checked to be non-empty.
     pub log_level: String,
+    /// Memory cap of the resource read cache (0 disables it).
+    pub resource_cache_bytes: usize,
+    /// How long a read stays fresh when the server gives no `ttlMs`.
+    pub resource_ttl: Duration,
+    /// Loopback address for the Prometheus text endpoint (`/metrics`); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for DaemonConfig {
@@ -55,6 +61,9 @@ impl Default for DaemonConfig {
             max_result_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
+            resource_cache_bytes: 64 * 1024 * 1024,
+            resource_ttl: Duration::from_secs(30),
+            metrics_listen: None,
         }
     }
 }

@@ -57,3 +57,25 @@ fn stale_marking_keeps_tools() {
     reg.remove("s");
     assert!(reg.snapshot().resolve("s.t").is_none());
 }
+
+#[test]
+fn mcp_apps_ui_link_and_visibility() {
+    let with_meta = |meta: serde_json::Value| {
+        let mut t = tool("t");
+        t.meta = serde_json::from_value(meta).unwrap();
+        ToolEntry { server: "s".into(), tool: t, validator: None }
+    };
+    let plain = ToolEntry { server: "s".into(), tool: tool("t"), validator: None };
+    assert_eq!(plain.ui_resource_uri(), None);
+    assert_eq!(plain.visibility(), vec!["model", "app"]);
+    assert!(!plain.app_only());
+
+    let app = with_meta(serde_json::json!({"ui": {"resourceUri": "ui://x/app.html", "visibility": ["app"]}}));
+    assert_eq!(app.ui_resource_uri(), Some("ui://x/app.html"));
+    assert!(app.app_only());
+
+    let legacy = with_meta(serde_json::json!({"ui/resourceUri": "ui://old"}));
+    assert_eq!(legacy.ui_resource_uri(), Some("ui://old"));
+    let both = with_meta(serde_json::json!({"ui": {"visibility": ["model", "app"]}}));
+    assert!(!both.app_only());
+}

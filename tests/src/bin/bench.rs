@@ -822,8 +822,8 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     println!();
     println!("echo {ECHO_ARGS}, {cpus} cpus ({})", cpu_model());
     println!(
-        "{:<8} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}   {}",
-        "path", "conc", "calls", "calls/s", "mean µs", "p50 µs", "p90 µs", "p99 µs", "errors", "cpu µs per call"
+        "{:<8} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>6}   cpu µs per call",
+        "path", "conc", "calls", "calls/s", "mean µs", "p50 µs", "p90 µs", "p99 µs", "errors"
     );
     if let Some((seq, conc)) = &direct {
         row("direct", seq);

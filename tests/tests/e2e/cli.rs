@@ -80,3 +80,34 @@ async fn client_verbs() {
     let out = mcpd(&["--socket", "/nonexistent/mcpd.sock", "status"]);
     assert_eq!(out.status.code(), Some(69));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_and_prompt_verbs() {
+    let servers = format!(
+        "[servers.py]\ncommand = {}\nargs = [{}]\nprotocol = \"2025-11-25\"\n",
+        q(python().display().to_string()),
+        q(py_server_script().display().to_string())
+    );
+    let d = TestDaemon::start(&servers);
+    d.wait_state("py", proto::ServerState::Ready, Duration::from_secs(60)).await;
+    let sock = d.socket.display().to_string();
+    let out = mcpd(&["--socket", &sock, "resources"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("test://greeting"), "{text}");
+    let out = mcpd(&["--socket", &sock, "read", "py", "test://greeting"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+    let out = mcpd(&["--socket", &sock, "read", "py", "test://greeting", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["fromCache"], true, "{v}");
+    let out = mcpd(&["--socket", &sock, "prompts", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["prompts"][0]["name"], "py.greet", "{v}");
+    let out = mcpd(&["--socket", &sock, "prompt", "py.greet", "name=Ada"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Please greet Ada."));
+    let out = mcpd(&["--socket", &sock, "prompt", "py.greet", "noequals"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = mcpd(&["--socket", &sock, "logs", "py", "--json"]);
+    assert!(serde_json::from_slice::<Vec<String>>(&out.stdout).is_ok());
+    let out = mcpd(&["completions", "bash"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_mcpd()"));
+}

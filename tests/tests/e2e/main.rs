@@ -6,3 +6,5 @@ mod interop;
 mod lifecycle;
 mod reload;
 mod requests;
+mod resources;
+mod systemd;

@@ -1,0 +1,391 @@
+//! Resources, prompts and completion: listing across servers, cached reads, subscriptions.
+//!
+//! Unlike tools these are not mirrored in the registry: listings are asked of the servers
+//! when an app asks (bounded by the call deadline and pagination caps), and reads go through
+//! the [`ResourceCache`]. Subscriptions are kept per server and renewed on every reconnect:
+//! `resources/subscribe` in the session era, a `subscriptions/listen` filter in the
+//! stateless era; either way an update invalidates the cache entry and becomes a
+//! `resource_updated` event on WatchEvents.
+
+// resources/subscribe is deprecated by rmcp for the stateless era only; the session era still uses it.
+#![allow(deprecated)]
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use rmcp::{
+    Peer,
+    model::{
+        ArgumentInfo, CompleteRequestParams, CompletionContext, CompletionInfo, GetPromptRequestParams,
+        GetPromptResult, PaginatedRequestParams, Prompt, ReadResourceRequestParams, Reference, Resource,
+        ResourceTemplate, ServerCapabilities, ServerNotification, SubscribeRequestParams, SubscriptionFilter,
+    },
+    service::{RoleClient, ServiceError},
+};
+
+use crate::{
+    cache::{CachedRead, ResourceCache},
+    error::CallError,
+    event::EventKind,
+    supervisor::Supervisor,
+    upstream::Upstream,
+};
+
+/// Bounds on listings, against servers that page forever or list without end.
+const MAX_PAGES: usize = 1000;
+const MAX_ITEMS: usize = 10_000;
+
+/// Which server feature an operation needs; servers that lack it are skipped in
+/// all-server listings and refused (FAILED_PRECONDITION) when asked by name.
+#[derive(Debug, Clone, Copy)]
+enum Feature {
+    Resources,
+    Prompts,
+    Completions,
+}
+
+impl Feature {
+    fn offered_by(self, caps: &ServerCapabilities) -> bool {
+        match self {
+            Feature::Resources => caps.resources.is_some(),
+            Feature::Prompts => caps.prompts.is_some(),
+            Feature::Completions => caps.completions.is_some(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Feature::Resources => "resources",
+            Feature::Prompts => "prompts",
+            Feature::Completions => "completions",
+        }
+    }
+}
+
+/// A connected server's peer, if it offers `feature`.
+fn peer_for(supervisor: &Supervisor, server: &str, feature: Feature) -> Result<PeerOf, CallError> {
+    let upstream = supervisor.upstream(server).ok_or_else(|| CallError::NoSuchServer(server.to_owned()))?;
+    let peer = upstream.peer().ok_or_else(|| crate::call::unavailable(server, &upstream))?;
+    let offered = peer.peer_info().is_some_and(|i| feature.offered_by(&i.capabilities));
+    if !offered {
+        return Err(CallError::Unsupported { server: server.to_owned(), what: feature.name() });
+    }
+    Ok(PeerOf { upstream, peer })
+}
+
+struct PeerOf {
+    upstream: Arc<Upstream>,
+    peer: Arc<Peer<RoleClient>>,
+}
+
+impl PeerOf {
+    /// Runs one request under the server's call deadline and concurrency bound.
+    async fn ask<T>(&self, what: &str, f: impl Future<Output = Result<T, ServiceError>>) -> Result<T, CallError> {
+        let server = &self.upstream.name;
+        let timeout = self.upstream.config.call_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.upstream.permits.acquire())
+            .await
+            .map_err(|_| CallError::Busy { server: server.clone(), limit: self.upstream.config.max_concurrency })?
+            .map_err(|_| crate::call::unavailable(server, &self.upstream))?;
+        match tokio::time::timeout_at(deadline, f).await {
+            Err(_) => Err(CallError::Deadline { tool: format!("{server} ({what})"), timeout }),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(crate::call::service_error(server, what, e)),
+        }
+    }
+}
+
+/// Follows cursors with the caps above.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ServiceError>
+where
+    F: FnMut(Option<PaginatedRequestParams>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor.take().map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+        let (batch, next) = page(params).await?;
+        items.extend(batch);
+        if items.len() > MAX_ITEMS {
+            return Err(ServiceError::McpError(rmcp::ErrorData::internal_error(
+                format!("the server lists more than {MAX_ITEMS} items"),
+                None,
+            )));
+        }
+        match next {
+            Some(c) if !c.is_empty() => cursor = Some(c),
+            _ => return Ok(items),
+        }
+    }
+    Err(ServiceError::McpError(rmcp::ErrorData::internal_error(
+        format!("the listing did not end after {MAX_PAGES} pages"),
+        None,
+    )))
+}
+
+/// Items of every server (or one), with a line per server that could not be asked.
+pub struct Listing<T> {
+    pub items: Vec<(String, T)>,
+    pub errors: Vec<String>,
+}
+
+async fn list_each<T, F, Fut>(
+    supervisor: &Supervisor,
+    server: &str,
+    feature: Feature,
+    f: F,
+) -> Result<Listing<T>, CallError>
+where
+    F: Fn(PeerOf) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, CallError>>,
+{
+    if !server.is_empty() {
+        let p = peer_for(supervisor, server, feature)?;
+        let items = f(p).await?;
+        return Ok(Listing { items: items.into_iter().map(|i| (server.to_owned(), i)).collect(), errors: vec![] });
+    }
+    let mut listing = Listing { items: Vec::new(), errors: Vec::new() };
+    let mut asks = Vec::new();
+    for up in supervisor.upstreams() {
+        match peer_for(supervisor, &up.name, feature) {
+            Ok(p) => {
+                let name = up.name.clone();
+                let fut = f(p);
+                asks.push(async move { (name, fut.await) });
+            }
+            // Not offering the feature is normal, and so is a disabled server; a server
+            // that should be there and is not is worth saying.
+            Err(CallError::Unsupported { .. }) => {}
+            Err(_) if !up.config.enabled => {}
+            Err(e) => listing.errors.push(e.to_string()),
+        }
+    }
+    // Servers are asked concurrently: one slow server costs its own deadline, not the sum.
+    for (name, res) in futures::future::join_all(asks).await {
+        match res {
+            Ok(items) => listing.items.extend(items.into_iter().map(|i| (name.clone(), i))),
+            Err(e) => listing.errors.push(e.to_string()),
+        }
+    }
+    Ok(listing)
+}
+
+pub async fn list_resources(supervisor: &Supervisor, server: &str) -> Result<Listing<Resource>, CallError> {
+    list_each(supervisor, server, Feature::Resources, |p| async move {
+        let peer = p.peer.clone();
+        p.ask(
+            "resources/list",
+            all_pages(|c| {
+                let peer = peer.clone();
+                async move { peer.list_resources(c).await.map(|r| (r.resources, r.next_cursor)) }
+            }),
+        )
+        .await
+    })
+    .await
+}
+
+pub async fn list_resource_templates(
+    supervisor: &Supervisor,
+    server: &str,
+) -> Result<Listing<ResourceTemplate>, CallError> {
+    list_each(supervisor, server, Feature::Resources, |p| async move {
+        let peer = p.peer.clone();
+        p.ask(
+            "resources/templates/list",
+            all_pages(|c| {
+                let peer = peer.clone();
+                async move { peer.list_resource_templates(c).await.map(|r| (r.resource_templates, r.next_cursor)) }
+            }),
+        )
+        .await
+    })
+    .await
+}
+
+pub async fn list_prompts(supervisor: &Supervisor, server: &str) -> Result<Listing<Prompt>, CallError> {
+    list_each(supervisor, server, Feature::Prompts, |p| async move {
+        let peer = p.peer.clone();
+        p.ask(
+            "prompts/list",
+            all_pages(|c| {
+                let peer = peer.clone();
+                async move { peer.list_prompts(c).await.map(|r| (r.prompts, r.next_cursor)) }
+            }),
+        )
+        .await
+    })
+    .await
+}
+
+/// A read as handed to apps.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub entry: Arc<CachedRead>,
+    pub from_cache: bool,
+}
+
+/// Reads `uri` of `server`, from the cache while fresh unless `fresh`.
+pub async fn read(
+    supervisor: &Supervisor,
+    cache: &ResourceCache,
+    default_ttl: Duration,
+    server: &str,
+    uri: &str,
+    fresh: bool,
+) -> Result<Read, CallError> {
+    if uri.is_empty() {
+        return Err(CallError::BadRequest("a resource URI is required".into()));
+    }
+    let p = peer_for(supervisor, server, Feature::Resources)?;
+    if !fresh && let Some(entry) = cache.get(server, uri) {
+        return Ok(Read { entry, from_cache: true });
+    }
+    let params = ReadResourceRequestParams::new(uri);
+    let result = p.ask("resources/read", p.peer.read_resource(params)).await?;
+    // The server's own freshness hint wins; without one the configured default applies.
+    let ttl = result.ttl_ms.map(Duration::from_millis).unwrap_or(default_ttl);
+    let entry = CachedRead {
+        contents_json: serde_json::to_string(&result.contents).unwrap_or_else(|_| "[]".into()),
+        meta_json: result.meta.as_ref().and_then(|m| serde_json::to_string(m).ok()).unwrap_or_default(),
+        ttl,
+    };
+    cache.insert(server, uri, entry.clone());
+    Ok(Read { entry: Arc::new(entry), from_cache: false })
+}
+
+/// Subscribes to `uri`'s updates and remembers it so reconnects renew it.
+pub async fn subscribe(supervisor: &Supervisor, server: &str, uri: &str) -> Result<(), CallError> {
+    if uri.is_empty() {
+        return Err(CallError::BadRequest("a resource URI is required".into()));
+    }
+    let p = peer_for(supervisor, server, Feature::Resources)?;
+    let stateless = p.peer.peer_info().is_some_and(|i| !i.protocol_version.has_initialize());
+    if !stateless {
+        let can = p
+            .peer
+            .peer_info()
+            .is_some_and(|i| i.capabilities.resources.as_ref().and_then(|r| r.subscribe).unwrap_or(false));
+        if !can {
+            return Err(CallError::Unsupported { server: server.to_owned(), what: "resource subscriptions" });
+        }
+        p.ask("resources/subscribe", p.peer.subscribe(SubscribeRequestParams::new(uri))).await?;
+    }
+    if p.upstream.add_subscription(uri) && stateless {
+        // The listen loop re-opens its stream with the new filter.
+        p.upstream.subscriptions_changed.notify_one();
+    }
+    Ok(())
+}
+
+/// Session era: renews every remembered subscription on a fresh session.
+pub async fn resubscribe(upstream: &Upstream, peer: &Peer<RoleClient>) {
+    for uri in upstream.subscriptions() {
+        if let Err(e) = peer.subscribe(SubscribeRequestParams::new(uri.clone())).await {
+            tracing::warn!(server = %upstream.name, uri = %uri, error = %e, "cannot renew resource subscription");
+        }
+    }
+}
+
+/// What a server told us about its resources and prompts; shared by both eras.
+pub fn on_notification(upstream: &Upstream, cache: &ResourceCache, n: &ServerNotification) {
+    match n {
+        ServerNotification::ResourceUpdatedNotification(u) => {
+            cache.invalidate(&upstream.name, &u.params.uri);
+            upstream.events.emit(&upstream.name, EventKind::ResourceUpdated, None, u.params.uri.clone());
+        }
+        ServerNotification::ResourceListChangedNotification(_) => {
+            upstream.events.emit(&upstream.name, EventKind::ResourcesChanged, None, "resource list changed");
+        }
+        ServerNotification::PromptListChangedNotification(_) => {
+            upstream.events.emit(&upstream.name, EventKind::PromptsChanged, None, "prompt list changed");
+        }
+        ServerNotification::ToolListChangedNotification(_) => upstream.tools_changed.notify_one(),
+        _ => {}
+    }
+}
+
+/// Stateless era: keeps one `subscriptions/listen` stream open with the current filter
+/// (list changes plus the remembered resource subscriptions), re-opening it when the
+/// subscription set grows. Ends when the stream ends or the task is aborted.
+pub async fn listen_loop(upstream: Arc<Upstream>, peer: Peer<RoleClient>, cache: ResourceCache) {
+    loop {
+        let mut filter = SubscriptionFilter::new();
+        filter.tools_list_changed = Some(true);
+        filter.prompts_list_changed = Some(true);
+        filter.resources_list_changed = Some(true);
+        let uris = upstream.subscriptions();
+        if !uris.is_empty() {
+            filter.resource_subscriptions = Some(uris);
+        }
+        let mut sub = match peer.listen(filter).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(server = %upstream.name, error = %e, "subscriptions/listen unavailable");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                n = sub.next() => match n {
+                    Ok(Some(n)) => on_notification(&upstream, &cache, &n),
+                    _ => return,
+                },
+                _ = upstream.subscriptions_changed.notified() => {
+                    let _ = sub.cancel().await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `server.prompt` with string arguments.
+pub async fn get_prompt(
+    supervisor: &Supervisor,
+    qualified: &str,
+    arguments: HashMap<String, String>,
+) -> Result<GetPromptResult, CallError> {
+    let Some((server, name)) = qualified.split_once('.') else {
+        return Err(CallError::Unqualified(qualified.to_owned()));
+    };
+    let p = peer_for(supervisor, server, Feature::Prompts)?;
+    let mut params = GetPromptRequestParams::new(name);
+    if !arguments.is_empty() {
+        let args: serde_json::Map<String, serde_json::Value> =
+            arguments.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+        params = params.with_arguments(args);
+    }
+    p.ask("prompts/get", p.peer.get_prompt(params)).await
+}
+
+/// What to complete: a prompt's argument or a resource template's variable.
+#[derive(Debug, Clone)]
+pub enum CompleteRef {
+    Prompt(String),
+    ResourceTemplate(String),
+}
+
+pub async fn complete(
+    supervisor: &Supervisor,
+    server: &str,
+    target: CompleteRef,
+    argument: &str,
+    value: &str,
+    context: HashMap<String, String>,
+) -> Result<CompletionInfo, CallError> {
+    let p = peer_for(supervisor, server, Feature::Completions)?;
+    let reference = match target {
+        CompleteRef::Prompt(name) => Reference::for_prompt(name),
+        CompleteRef::ResourceTemplate(uri) => Reference::for_resource(uri),
+    };
+    let mut params = CompleteRequestParams::new(reference, ArgumentInfo::new(argument, value));
+    if !context.is_empty() {
+        params.context = Some(CompletionContext::with_arguments(context));
+    }
+    let result = p.ask("completion/complete", p.peer.complete(params)).await?;
+    let mut info = result.completion;
+    // The spec caps a completion at 100 values; a server that sends more is cut, not trusted.
+    info.values.truncate(CompletionInfo::MAX_VALUES);
+    Ok(info)
+}
