@@ -12,7 +12,15 @@ use rmcp::{
 };
 use tokio::sync::mpsc;
 
-use crate::{error::CallError, registry::Registry, supervisor::Supervisor, upstream::Upstream, util::unix_ms};
+use crate::{
+    error::CallError,
+    policy::{Policy, Refusal},
+    registry::{Registry, ToolEntry},
+    supervisor::Supervisor,
+    trust::{Trust, Verdict},
+    upstream::Upstream,
+    util::unix_ms,
+};
 
 /// How many schema violations a message lists before "and N more".
 const MAX_LISTED_VIOLATIONS: usize = 5;
@@ -24,6 +32,8 @@ pub struct CallOutcome {
     pub truncated: bool,
     pub original_bytes: usize,
     pub duration: Duration,
+    /// Secrets removed from the result.
+    pub redactions: u32,
 }
 
 /// Sends `notifications/cancelled` if the call is dropped before its answer arrives
@@ -51,24 +61,70 @@ impl Drop for CancelOnDrop {
     }
 }
 
-pub async fn call_tool(
-    registry: &Registry,
-    supervisor: &Supervisor,
-    qualified: &str,
-    arguments_json: &str,
-    timeout: Option<Duration>,
-    max_result_bytes: usize,
-    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
-) -> Result<CallOutcome, CallError> {
-    let started = tokio::time::Instant::now();
-    let snapshot = registry.snapshot();
-    let Some((server, _)) = qualified.split_once('.') else {
+/// What a call needs from the daemon.
+pub struct CallEnv<'a> {
+    pub registry: &'a Registry,
+    pub supervisor: &'a Supervisor,
+    pub trust: &'a Trust,
+    pub policy: &'a Policy,
+    pub max_result_bytes: usize,
+}
+
+/// One call as an app asked for it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRequest<'a> {
+    pub name: &'a str,
+    pub arguments_json: &'a str,
+    pub timeout: Option<Duration>,
+    /// The caller confirmed a destructive tool.
+    pub confirm: bool,
+    /// Who is calling ("uid:U pid:P"), for per-app limits and the audit log.
+    pub app: &'a str,
+}
+
+/// A call that passed every check and may be sent.
+pub struct Authorized {
+    pub upstream: Arc<Upstream>,
+    pub entry: Arc<ToolEntry>,
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything mcpd checks before a call leaves it, in order: the name resolves (or is
+/// denied by the server's filter), the definition is trusted (its fingerprint checked
+/// against the pin on every call, not only at refresh), a destructive tool is confirmed
+/// when the config asks for it, rate limits, and the arguments match the inputSchema.
+pub fn authorize(env: &CallEnv<'_>, req: &CallRequest<'_>) -> Result<Authorized, CallError> {
+    let qualified = req.name;
+    let snapshot = env.registry.snapshot();
+    let Some((server, tool)) = qualified.split_once('.') else {
         return Err(CallError::Unqualified(qualified.to_owned()));
     };
+    let upstream = env.supervisor.upstream(server).ok_or_else(|| CallError::NoSuchServer(server.to_owned()))?;
     let Some((_, entry)) = snapshot.resolve(qualified) else {
+        if !upstream.config.tools.allows(tool) {
+            return Err(CallError::Denied {
+                tool: qualified.to_owned(),
+                why: format!("the tools filter of [servers.{server}] does not allow it"),
+            });
+        }
         return Err(CallError::NoSuchTool { name: qualified.to_owned(), suggestion: snapshot.suggest(qualified) });
     };
-    let arguments = parse_arguments(arguments_json)?;
+    if let Verdict::Quarantined(reason) = env.trust.verdict(&upstream.config, &upstream.identity, entry) {
+        return Err(CallError::Quarantined { tool: qualified.to_owned(), reason });
+    }
+    let destructive = entry.tool.annotations.as_ref().and_then(|a| a.destructive_hint).unwrap_or(false);
+    if destructive && upstream.config.confirm_destructive && !req.confirm {
+        return Err(CallError::Denied {
+            tool: qualified.to_owned(),
+            why: format!(
+                "it is annotated destructive and [servers.{server}] sets confirm_destructive: repeat the call with confirmation (`mcpd call --yes`, or `confirm` in CallToolRequest)"
+            ),
+        });
+    }
+    env.policy.check(req.app, server, qualified).map_err(|Refusal::RateLimited { scope, rate, retry_after }| {
+        CallError::RateLimited { scope, rate: rate.to_string(), retry_after }
+    })?;
+    let arguments = parse_arguments(req.arguments_json)?;
     if let Some(v) = &entry.validator {
         let value = serde_json::Value::Object(arguments.clone());
         let errors: Vec<String> = v
@@ -86,10 +142,21 @@ pub async fn call_tool(
             return Err(CallError::InvalidArguments { tool: qualified.to_owned(), details });
         }
     }
-    let upstream = supervisor.upstream(server).ok_or_else(|| CallError::NoSuchServer(server.to_owned()))?;
+    Ok(Authorized { upstream, entry: entry.clone(), arguments })
+}
+
+pub async fn call_tool(
+    env: &CallEnv<'_>,
+    req: CallRequest<'_>,
+    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
+) -> Result<CallOutcome, CallError> {
+    let started = tokio::time::Instant::now();
+    let qualified = req.name;
+    let Authorized { upstream, entry, arguments } = authorize(env, &req)?;
+    let server = upstream.name.as_str();
     let unavailable = || unavailable(server, &upstream);
     let peer = upstream.peer().ok_or_else(unavailable)?;
-    let timeout = timeout.unwrap_or(upstream.config.call_timeout);
+    let timeout = req.timeout.unwrap_or(upstream.config.call_timeout);
     let deadline = started + timeout;
 
     let _permit = tokio::time::timeout_at(deadline, upstream.permits.acquire())
@@ -140,8 +207,26 @@ pub async fn call_tool(
         }
         Err(e) => return Err(lost(server, e)),
     };
-    let (result, truncated, original_bytes) = bound_result(result, max_result_bytes);
-    Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed() })
+    let (mut result, truncated, original_bytes) = bound_result(result, env.max_result_bytes);
+    let redactions = if upstream.config.redact_secrets { redact_result(&mut result) } else { 0 };
+    Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed(), redactions })
+}
+
+/// Replaces secrets in text blocks and structured content; returns how many were removed.
+fn redact_result(result: &mut CallToolResult) -> u32 {
+    let mut count = 0usize;
+    for block in result.content.iter_mut() {
+        let Some(text) = block.as_text() else { continue };
+        let (clean, found) = crate::redact::redact_text(&text.text);
+        if !found.is_empty() {
+            count += found.iter().map(|r| r.count).sum::<usize>();
+            *block = ContentBlock::text(clean.into_owned());
+        }
+    }
+    if let Some(sc) = result.structured_content.as_mut() {
+        count += crate::redact::redact_json(sc).iter().map(|r| r.count).sum::<usize>();
+    }
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 /// Why a server cannot take a request now, with its state and next retry.

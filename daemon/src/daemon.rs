@@ -15,11 +15,13 @@ use crate::{
     config::{self, Config},
     event::EventBus,
     metrics::Metrics,
+    policy::Policy,
     reaper::Reaper,
     registry::Registry,
     session::SessionContext,
     store::{Store, StoreError},
     supervisor::Supervisor,
+    trust::Trust,
 };
 
 /// State shared by the API handlers.
@@ -38,6 +40,13 @@ pub struct Daemon {
     pub resource_ttl_ms: std::sync::atomic::AtomicU64,
     pub cache: ResourceCache,
     pub metrics: Arc<Metrics>,
+    pub trust: Arc<Trust>,
+    /// Rate limits; swapped whole on reload.
+    pub policy: arc_swap::ArcSwap<Policy>,
+    pub store: Option<Store>,
+    pub audit: Option<crate::store::AuditLog>,
+    /// Live-reloadable: audit records kept (shared with the audit writer).
+    pub audit_max_entries: Arc<std::sync::atomic::AtomicUsize>,
     /// The running config; the lock also serialises reloads (SIGHUP and RPC).
     pub config: tokio::sync::Mutex<Config>,
     /// Fired when the daemon starts shutting down, so endless streams (WatchEvents) end
@@ -87,12 +96,18 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let events = EventBus::default();
     let attachments = Arc::new(Attachments::default());
     let cache = ResourceCache::new(config.daemon.resource_cache_bytes as u64);
+    let audit_max = Arc::new(std::sync::atomic::AtomicUsize::new(config.daemon.audit_max_entries));
+    let trust_store = store.clone();
+    let trust =
+        Arc::new(tokio::task::spawn_blocking(move || Trust::load(Some(trust_store))).await.map_err(StoreError::from)??);
+    trust.tofu_window_ms.store(config.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     let metrics = Arc::new(Metrics::default());
     let ctx = SessionContext {
         registry: registry.clone(),
         attachments: attachments.clone(),
         cache: cache.clone(),
         metrics: metrics.clone(),
+        trust: trust.clone(),
         store: Some(store.clone()),
         reaper,
     };
@@ -109,6 +124,11 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         resource_ttl_ms: std::sync::atomic::AtomicU64::new(config.daemon.resource_ttl.as_millis() as u64),
         cache,
         metrics: metrics.clone(),
+        trust,
+        policy: arc_swap::ArcSwap::from_pointee(Policy::from_config(&config)),
+        store: Some(store.clone()),
+        audit: Some(store.start_audit(audit_max.clone())),
+        audit_max_entries: audit_max,
         config: tokio::sync::Mutex::new(config.clone()),
         stopping: CancellationToken::new(),
     });
@@ -125,6 +145,20 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let mut api_task = tokio::spawn(api::server::serve(Api { daemon: daemon.clone() }, listener, api_stop.clone()));
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog(root.clone());
+    {
+        // Idle per-app rate buckets are dropped now and then so apps that come and go
+        // cannot grow memory.
+        let (d, stop) = (daemon.clone(), root.child_token());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => d.policy.load().retain_recent(),
+                }
+            }
+        });
+    }
     if let Some(addr) = config.daemon.metrics_listen {
         let (m, stop) = (metrics.clone(), root.child_token());
         tokio::spawn(async move {
@@ -209,6 +243,12 @@ impl Daemon {
                 self.max_result_bytes.store(next.daemon.max_result_bytes, std::sync::atomic::Ordering::Relaxed);
                 self.resource_ttl_ms
                     .store(next.daemon.resource_ttl.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+                self.audit_max_entries.store(next.daemon.audit_max_entries, std::sync::atomic::Ordering::Relaxed);
+                self.trust
+                    .tofu_window_ms
+                    .store(next.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+                // Limits start afresh with the new config (a reload is rare; a burst after it is fine).
+                self.policy.store(Arc::new(Policy::from_config(&next)));
                 let needs_restart = restart_only_changes(&current, &next);
                 tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
                 *current = next;

@@ -29,6 +29,12 @@ pub enum CallError {
     Unsupported { server: String, what: &'static str },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{tool} is quarantined: {reason}")]
+    Quarantined { tool: String, reason: String },
+    #[error("{tool} is denied: {why}")]
+    Denied { tool: String, why: String },
+    #[error("rate limit {rate} for {scope} exceeded; retry in {}ms", .retry_after.as_millis().max(1))]
+    RateLimited { scope: String, rate: String, retry_after: Duration },
 }
 
 fn hint(s: &Option<String>) -> String {

@@ -17,6 +17,10 @@ pub enum EventKind {
     ResourceUpdated,
     ResourcesChanged,
     PromptsChanged,
+    /// A tool became uncallable (message: `server.tool: why`).
+    Quarantined,
+    /// An admin approved or revoked a tool (message: `server.tool approved|revoked`).
+    TrustChanged,
 }
 
 impl EventKind {
@@ -29,6 +33,8 @@ impl EventKind {
             EventKind::ResourceUpdated => "resource_updated",
             EventKind::ResourcesChanged => "resources_changed",
             EventKind::PromptsChanged => "prompts_changed",
+            EventKind::Quarantined => "quarantined",
+            EventKind::TrustChanged => "trust_changed",
         }
     }
 }

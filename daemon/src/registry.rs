@@ -13,13 +13,44 @@ use crate::config::ToolFilter;
 #[derive(Debug)]
 pub struct ToolEntry {
     pub server: String,
+    /// The definition as the server sent it: what calls use and fingerprints cover.
     pub tool: Tool,
+    /// The same definition with invisible, bidi, tag and control characters removed:
+    /// what apps and models are shown.
+    pub display: Tool,
+    /// `tool` as JSON, kept for audit and `mcpd trust diff`.
+    pub raw: serde_json::Value,
+    /// Fingerprint of `raw` bound to the server identity.
+    pub fingerprint: String,
+    /// Scanner findings, rendered "severity kind at location: excerpt".
+    pub findings: Vec<String>,
+    /// A finding of medium severity or more: the tool is never trusted automatically.
+    pub blocks_auto_trust: bool,
     /// Compiled inputSchema; `None` when the schema could not be compiled (calls are then
     /// sent unvalidated and the problem is logged once when the list is published).
     pub validator: Option<jsonschema::Validator>,
 }
 
 impl ToolEntry {
+    /// Fingerprints and scans `tool`; `others` are the names of other servers' tools (for
+    /// shadowing). CPU work: call from `spawn_blocking`.
+    pub fn new(
+        server: &str,
+        identity: &str,
+        tool: Tool,
+        others: &crate::integrity::scan::OtherTools,
+        validator: Option<jsonschema::Validator>,
+    ) -> Self {
+        let raw = serde_json::to_value(&tool).unwrap_or(serde_json::Value::Null);
+        let fingerprint = crate::integrity::fingerprint::fingerprint(identity, "tool", &raw);
+        let scan = crate::integrity::scan::scan_definition_with(&raw, others);
+        let blocks_auto_trust = scan.findings.iter().any(|f| f.severity >= crate::integrity::scan::Severity::Medium);
+        let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
+        // The sanitised form keeps the name (names are already restricted to ASCII).
+        let display = serde_json::from_value::<Tool>(scan.sanitized).unwrap_or_else(|_| tool.clone());
+        Self { server: server.to_owned(), tool, display, raw, fingerprint, findings, blocks_auto_trust, validator }
+    }
+
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.server, self.tool.name)
     }
@@ -81,6 +112,23 @@ impl Snapshot {
     /// Tools in stable order (server name, then tool name).
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<ServerTools>, &Arc<ToolEntry>)> {
         self.servers.values().flat_map(|st| st.tools.values().map(move |t| (st, t)))
+    }
+
+    /// Names of every tool not of `server` (qualified and bare), for shadowing detection.
+    pub fn names_except(&self, server: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, st) in &self.servers {
+            if name == server {
+                continue;
+            }
+            for t in st.tools.keys() {
+                out.push(format!("{name}.{t}"));
+                out.push(t.clone());
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// A close qualified name, for "did you mean" hints.
@@ -148,12 +196,16 @@ impl Registry {
 /// Compiling schemas is CPU work: call it from `spawn_blocking`.
 pub fn build_server_tools(
     server: &str,
+    identity: &str,
     tools: Vec<Tool>,
     filter: &ToolFilter,
+    others: &[String],
     stale: bool,
 ) -> (ServerTools, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut warnings = Vec::new();
+    // Built once per list: scanning matches every definition against the same names.
+    let others = crate::integrity::scan::OtherTools::new(others);
     for tool in tools {
         let name = tool.name.to_string();
         if !valid_tool_name(&name) {
@@ -177,7 +229,7 @@ pub fn build_server_tools(
                 None
             }
         };
-        out.insert(name, Arc::new(ToolEntry { server: server.to_owned(), tool, validator }));
+        out.insert(name, Arc::new(ToolEntry::new(server, identity, tool, &others, validator)));
     }
     (ServerTools { tools: out, stale }, warnings)
 }

@@ -54,6 +54,7 @@ pub struct SessionContext {
     pub attachments: Arc<Attachments>,
     pub cache: ResourceCache,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub trust: Arc<crate::trust::Trust>,
     pub store: Option<Store>,
     pub reaper: Option<Reaper>,
 }
@@ -263,7 +264,11 @@ pub async fn load_stale_tools(upstream: &Arc<Upstream>, ctx: &SessionContext) {
     let tools: Vec<Tool> = rec.tools.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
     let filter = upstream.config.tools.clone();
     let name = upstream.name.clone();
-    if let Ok((st, _)) = tokio::task::spawn_blocking(move || build_server_tools(&name, tools, &filter, true)).await {
+    let identity = upstream.identity.clone();
+    let others = ctx.registry.snapshot().names_except(&name);
+    let built =
+        tokio::task::spawn_blocking(move || build_server_tools(&name, &identity, tools, &filter, &others, true));
+    if let Ok((st, _)) = built.await {
         let count = st.tools.len();
         ctx.registry.publish(&upstream.name, st);
         upstream.update(|s| {
@@ -600,12 +605,31 @@ async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<Vec<Tool>, Stri
 /// Puts a fresh tool list into the registry and the store.
 async fn publish(upstream: &Arc<Upstream>, ctx: &SessionContext, tools: &[Tool], version: &str) {
     let name = upstream.name.clone();
+    let identity = upstream.identity.clone();
     let filter = upstream.config.tools.clone();
     let owned = tools.to_vec();
-    let built = tokio::task::spawn_blocking(move || build_server_tools(&name, owned, &filter, false)).await;
+    let others = ctx.registry.snapshot().names_except(&name);
+    let built =
+        tokio::task::spawn_blocking(move || build_server_tools(&name, &identity, owned, &filter, &others, false)).await;
     let Ok((st, warnings)) = built else { return };
     for w in warnings {
         tracing::warn!(server = %upstream.name, "{w}");
+    }
+    // Integrity runs before the list reaches the registry: first-use pins are on disk
+    // before any call can use them, and every quarantine is announced.
+    let quarantined = ctx.trust.observe(upstream, &st).await;
+    let fresh = upstream.set_quarantined(quarantined.iter().map(|(n, _)| (n.clone(), st.tools[n].fingerprint.clone())));
+    for (tool, why) in &quarantined {
+        if fresh.contains(tool) {
+            tracing::warn!(server = %upstream.name, tool = %tool, reason = %why, "tool quarantined");
+            ctx.metrics.record_quarantine(&upstream.name);
+            upstream.events.emit(
+                &upstream.name,
+                EventKind::Quarantined,
+                None,
+                format!("{}.{tool}: {why}", upstream.name),
+            );
+        }
     }
     let count = st.tools.len();
     ctx.registry.publish(&upstream.name, st);

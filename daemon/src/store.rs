@@ -1,7 +1,13 @@
-//! Durable state in sled: last-known tool lists, remembered protocol eras. The only module that touches `sled`.
+//! Durable state in sled: last-known tool lists, remembered protocol eras, trust pins, the audit log. The only module that touches `sled`.
 //!
 //! Every call runs on the blocking pool so the async runtime never waits on disk.
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -38,6 +44,16 @@ pub enum StoreError {
 const TOOLS: &str = "tools";
 const ERAS: &str = "eras";
 const META: &str = "meta";
+/// Trust pins: `identity \0 tool` -> [`PinRecord`].
+const PINS: &str = "pins";
+/// Audit log: big-endian sequence number -> [`AuditEntry`], oldest first.
+const AUDIT: &str = "audit";
+/// Audit records waiting for the writer; beyond this they are dropped (and counted).
+const AUDIT_QUEUE: usize = 8192;
+/// How long the writer gathers records before writing them as one batch.
+const AUDIT_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+/// The log may exceed its bound by this much before a trim (one walk per step, not per record).
+const AUDIT_TRIM_SLACK: usize = 1024;
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone, Debug)]
@@ -132,11 +148,114 @@ impl Store {
         self.get(ERAS, identity).await
     }
 
+    /// Every pin, keyed `identity \0 tool`. Read at startup; a failure here fails closed
+    /// (the daemon does not start, so nothing is trusted on a store it cannot read).
+    pub fn load_all_pins(&self) -> Result<Vec<(String, PinRecord)>, StoreError> {
+        let tree = self.db.open_tree(PINS)?;
+        let mut out = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Writes pins as one batch and flushes before returning: an approval is acknowledged
+    /// only once it is on disk.
+    pub async fn save_pins(&self, pins: Vec<(String, PinRecord)>) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let mut batch = sled::Batch::default();
+        for (k, rec) in &pins {
+            batch.insert(k.as_bytes(), serde_json::to_vec(rec)?);
+        }
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            db.open_tree(PINS)?.apply_batch(batch)?;
+            db.flush()?;
+            Ok(())
+        })
+        .await?
+    }
+
+    /// Starts the audit writer: one thread that takes records from a bounded queue and
+    /// writes them in batches, trimming the log to `max` (read on every batch, so a reload
+    /// applies). A call never waits for its audit record; if the queue is full (the disk
+    /// cannot keep up) records are counted as dropped and the count is written as a record
+    /// of its own, so a gap in the log is never silent.
+    pub fn start_audit(&self, max: Arc<AtomicUsize>) -> AuditLog {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<AuditEntry>(AUDIT_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let db = self.db.clone();
+        let lost = dropped.clone();
+        let spawned = std::thread::Builder::new().name("mcpd-audit".into()).spawn(move || {
+            if let Err(e) = audit_writer(&db, &rx, &max, &lost) {
+                tracing::error!(error = %e, "the audit writer stopped; calls are no longer audited");
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the audit writer; calls are not audited");
+        }
+        AuditLog { tx, dropped }
+    }
+
+    /// The newest `limit` audit records (optionally of one server), newest first.
+    pub async fn read_audit(&self, limit: usize, server: Option<String>) -> Result<Vec<AuditEntry>, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<AuditEntry>, StoreError> {
+            let tree = db.open_tree(AUDIT)?;
+            let mut out = Vec::new();
+            for item in tree.iter().rev() {
+                let (_, v) = item?;
+                let e: AuditEntry = serde_json::from_slice(&v)?;
+                if server.as_deref().is_none_or(|s| e.tool.split_once('.').is_some_and(|(srv, _)| srv == s)) {
+                    out.push(e);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?
+    }
+
     /// Flushes everything (shutdown).
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
     }
+}
+
+/// An approved (or auto-trusted, or revoked) tool definition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PinRecord {
+    pub fingerprint: String,
+    /// The raw definition as approved, for `mcpd trust diff`.
+    pub definition: serde_json::Value,
+    /// "tofu" or "admin".
+    pub by: String,
+    pub unix_ms: u64,
+    /// The tool disappeared from the server's list after it was pinned; if it comes back
+    /// it is quarantined until approved again (hide-then-return is a rug-pull pattern).
+    #[serde(default)]
+    pub removed: bool,
+    /// An admin revoked trust; only a new approval restores it.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// One call, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub unix_ms: u64,
+    pub app: String,
+    pub tool: String,
+    pub arguments_sha256: String,
+    pub outcome: String,
+    #[serde(default)]
+    pub message: String,
+    pub duration_us: u64,
+    #[serde(default)]
+    pub redactions: u32,
 }
 
 /// A server's tools as last seen, bound to the identity they came from.
@@ -146,6 +265,81 @@ pub struct StoredTools {
     pub tools: Vec<serde_json::Value>,
     pub protocol_version: String,
     pub saved_unix_ms: u64,
+}
+
+/// Handle of the audit writer; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    tx: std::sync::mpsc::SyncSender<AuditEntry>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditLog {
+    /// Queues a record; never blocks.
+    pub fn append(&self, entry: AuditEntry) {
+        if self.tx.try_send(entry).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn audit_writer(
+    db: &sled::Db,
+    rx: &std::sync::mpsc::Receiver<AuditEntry>,
+    max: &AtomicUsize,
+    dropped: &AtomicU64,
+) -> Result<(), StoreError> {
+    let tree = db.open_tree(AUDIT)?;
+    // Counting is O(n) in sled: done once here, then kept in memory.
+    let mut count = tree.len();
+    loop {
+        // Wake on a timer rather than per record: a sleeping receiver costs senders nothing
+        // (no futex wake per call), and sled's cost is per write, not per byte, so one batch
+        // per interval keeps auditing cheap. A crash can lose this interval's records, as
+        // sled's own periodic flush could anyway.
+        std::thread::sleep(AUDIT_GATHER);
+        let mut pending: Vec<AuditEntry> = rx.try_iter().take(AUDIT_QUEUE).collect();
+        if pending.is_empty() {
+            match rx.try_recv() {
+                Ok(e) => pending.push(e),
+                Err(std::sync::mpsc::TryRecvError::Empty) => continue,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return Ok(()),
+            }
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            pending.push(AuditEntry {
+                unix_ms: crate::util::unix_ms(),
+                app: "mcpd".into(),
+                tool: String::new(),
+                arguments_sha256: String::new(),
+                outcome: "dropped".into(),
+                message: format!("{lost} audit records were dropped: the audit writer could not keep up"),
+                duration_us: 0,
+                redactions: 0,
+            });
+        }
+        let mut batch = sled::Batch::default();
+        let mut n = 0usize;
+        for entry in pending {
+            let id = db.generate_id()?;
+            batch.insert(&id.to_be_bytes(), serde_json::to_vec(&entry)?);
+            n += 1;
+        }
+        tree.apply_batch(batch)?;
+        count += n;
+        let max = max.load(Ordering::Relaxed);
+        // Trim in steps, not per record, so a full log costs one range walk per step.
+        if count > max + AUDIT_TRIM_SLACK.min(max / 10 + 1) {
+            let excess = count - max;
+            let mut removed = 0;
+            for key in tree.iter().keys().take(excess) {
+                tree.remove(key?)?;
+                removed += 1;
+            }
+            count -= removed;
+        }
+    }
 }
 
 /// sled 0.34.7 writes `snap.<lsn>.generating` and renames it once complete, but its

@@ -3,7 +3,7 @@
 //! The session task owns the connection and is the only writer of `status` and `peer`;
 //! the API reads them without waiting on anything held across I/O.
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -108,6 +108,8 @@ pub struct Upstream {
     subscriptions: Mutex<BTreeSet<String>>,
     /// Poked when `subscriptions` grows (the stateless-era listen stream re-opens).
     pub subscriptions_changed: Notify,
+    /// (tool, fingerprint) quarantined at the last refresh, so each quarantine is announced once.
+    quarantined: Mutex<HashSet<(String, String)>>,
     pub events: EventBus,
 }
 
@@ -137,6 +139,7 @@ impl Upstream {
             tools_changed: Notify::new(),
             subscriptions: Mutex::new(BTreeSet::new()),
             subscriptions_changed: Notify::new(),
+            quarantined: Mutex::new(HashSet::new()),
             events,
         }
     }
@@ -218,6 +221,16 @@ impl Upstream {
             return false;
         }
         subs.insert(uri.to_owned())
+    }
+
+    /// Records the current quarantine set; returns the tools not quarantined (with that
+    /// fingerprint) before.
+    pub fn set_quarantined(&self, now: impl Iterator<Item = (String, String)>) -> HashSet<String> {
+        let now: HashSet<(String, String)> = now.collect();
+        let mut prev = lock(&self.quarantined);
+        let fresh = now.difference(&prev).map(|(t, _)| t.clone()).collect();
+        *prev = now;
+        fresh
     }
 
     pub fn subscriptions(&self) -> Vec<String> {

@@ -213,9 +213,24 @@ impl Client {
         name: &str,
         arguments_json: &str,
         timeout: Option<Duration>,
+        on_progress: impl FnMut(proto::Progress),
+    ) -> Result<proto::CallToolResponse, ClientError> {
+        self.call_with_progress(call_request(name, arguments_json, timeout), on_progress).await
+    }
+
+    /// Sends a whole [`proto::CallToolRequest`] (e.g. with `confirm` set for a destructive tool).
+    pub async fn call(&mut self, req: proto::CallToolRequest) -> Result<proto::CallToolResponse, ClientError> {
+        let req = self.request(req);
+        Ok(self.inner.call_tool(req).await?.into_inner())
+    }
+
+    /// Like [`Client::call`], handing each progress notification to `on_progress`.
+    pub async fn call_with_progress(
+        &mut self,
+        req: proto::CallToolRequest,
         mut on_progress: impl FnMut(proto::Progress),
     ) -> Result<proto::CallToolResponse, ClientError> {
-        let req = self.request(call_request(name, arguments_json, timeout));
+        let req = self.request(req);
         let mut stream = self.inner.call_tool_stream(req).await?.into_inner();
         while let Some(event) = stream.next().await {
             match event?.event {
@@ -318,6 +333,37 @@ impl Client {
         Ok(Attachment { attach_id, inbound, outbound: tx })
     }
 
+    /// Trust state of every tool (or one server's).
+    pub async fn trust_list(&mut self, server: Option<&str>) -> Result<Vec<proto::TrustEntry>, ClientError> {
+        let req = self.request(proto::TrustListRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.trust_list(req).await?.into_inner().entries)
+    }
+
+    /// The approved definition of `server.tool` against the current one.
+    pub async fn trust_diff(&mut self, name: &str) -> Result<proto::TrustDiffResponse, ClientError> {
+        let req = self.request(proto::TrustDiffRequest { name: name.to_owned() });
+        Ok(self.inner.trust_diff(req).await?.into_inner())
+    }
+
+    /// Approves `server.tool` or every tool of `server`; returns what changed. The pin is
+    /// on the daemon's disk when this returns.
+    pub async fn trust_approve(&mut self, target: &str) -> Result<Vec<String>, ClientError> {
+        let req = self.request(proto::TrustTarget { target: target.to_owned() });
+        Ok(self.inner.trust_approve(req).await?.into_inner().tools)
+    }
+
+    /// Revokes trust in `server.tool` or every tool of `server`.
+    pub async fn trust_revoke(&mut self, target: &str) -> Result<Vec<String>, ClientError> {
+        let req = self.request(proto::TrustTarget { target: target.to_owned() });
+        Ok(self.inner.trust_revoke(req).await?.into_inner().tools)
+    }
+
+    /// The newest audit records (0 = 100), optionally of one server.
+    pub async fn audit(&mut self, limit: u32, server: Option<&str>) -> Result<Vec<proto::AuditRecord>, ClientError> {
+        let req = self.request(proto::AuditRequest { limit, server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.audit(req).await?.into_inner().records)
+    }
+
     /// The raw generated client, for RPCs this wrapper does not cover yet.
     pub fn raw(&mut self) -> &mut McpdClient<Channel> {
         &mut self.inner
@@ -329,6 +375,7 @@ fn call_request(name: &str, arguments_json: &str, timeout: Option<Duration>) -> 
         name: name.to_owned(),
         arguments_json: arguments_json.to_owned(),
         timeout_ms: timeout.map(|t| t.as_millis() as u64).unwrap_or(0),
+        confirm: false,
     }
 }
 

@@ -18,6 +18,7 @@ per-request `_meta`).
 
 Tools:     echo(text) -> text; add(a, b) -> a+b (structured output);
            slow(ms) -> "done" after sleeping ms; whoami() -> negotiated protocol version.
+           touch(uri) -> "touched", announcing a resource update to subscriptions/listen streams;
            open_widget() -> "opened" (MCP Apps: `_meta.ui` links ui://widget/app.html, visible to the app only).
 Resources: test://greeting  ("hello", text/plain)
            test://counter   (how many times it was read: "1", "2", ...)
@@ -111,6 +112,12 @@ def widget() -> str:
 )
 def open_widget() -> str:
     return "opened"
+
+
+@server.tool(description="Announce that a resource changed (2026-07-28: to subscriptions/listen streams).")
+async def touch(uri: str, ctx: Context) -> str:
+    await ctx.notify_resource_updated(uri)
+    return "touched"
 
 
 @server.prompt(description="Greet someone by name.")

@@ -12,6 +12,7 @@ use crate::{
     daemon::Daemon,
     error::CallError,
     resource::{self, CompleteRef},
+    trust::{TrustError, Verdict},
     upstream::{ServerState, Upstream},
 };
 
@@ -87,14 +88,101 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
 
 /// Counts a finished call in the metrics, for tools that resolved (a made-up name
 /// must not create a series).
-fn record_call(d: &Daemon, name: &str, started: tokio::time::Instant, res: &Result<CallOutcome, CallError>) {
-    let Some((server, tool)) = name.split_once('.') else { return };
+/// Counts a finished call in the metrics (for tools that resolved: a made-up name must not
+/// create a series) and appends it to the audit log (every call, including refused ones).
+fn record_call(
+    d: &Daemon,
+    app: &str,
+    r: &pb::CallToolRequest,
+    started: tokio::time::Instant,
+    res: &Result<CallOutcome, CallError>,
+) {
+    let elapsed = started.elapsed();
+    let (outcome, message, redactions) = match res {
+        Ok(o) if o.result.is_error.unwrap_or(false) => ("tool_error".to_owned(), String::new(), o.redactions),
+        Ok(o) => ("ok".to_owned(), String::new(), o.redactions),
+        Err(e) => (format!("{:?}", status::code(e)), e.to_string(), 0),
+    };
+    if let Some(audit) = &d.audit {
+        let args: serde_json::Value = serde_json::from_str(&r.arguments_json).unwrap_or(serde_json::Value::Null);
+        let canonical = crate::integrity::fingerprint::canonical_json(&args);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(canonical.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let entry = crate::store::AuditEntry {
+            unix_ms: crate::util::unix_ms(),
+            app: app.to_owned(),
+            tool: r.name.clone(),
+            arguments_sha256: format!("sha256:{hex}"),
+            outcome,
+            message,
+            duration_us: elapsed.as_micros() as u64,
+            redactions,
+        };
+        audit.append(entry);
+    }
+    let Some((server, tool)) = r.name.split_once('.') else { return };
     let failed = match res {
         Ok(o) => o.result.is_error.unwrap_or(false),
         Err(CallError::NoSuchTool { .. } | CallError::Unqualified(_) | CallError::NoSuchServer(_)) => return,
         Err(_) => true,
     };
-    d.metrics.record_call(server, tool, started.elapsed(), failed);
+    d.metrics.record_call(server, tool, elapsed, failed);
+}
+
+/// A prompt or resource template as fingerprinted and scanned (like tools; they are not
+/// pinned yet, but apps see the sanitised text and the findings).
+struct Checked {
+    fingerprint: String,
+    findings: Vec<String>,
+    sanitized: serde_json::Value,
+}
+
+impl Checked {
+    fn text(&self, field: &str) -> String {
+        self.sanitized.get(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    }
+}
+
+fn check_definition<T: serde::Serialize>(d: &Daemon, server: &str, kind: &str, def: &T) -> Checked {
+    let raw = serde_json::to_value(def).unwrap_or(serde_json::Value::Null);
+    let identity = d.supervisor.upstream(server).map(|u| u.identity.clone()).unwrap_or_default();
+    let fingerprint = crate::integrity::fingerprint::fingerprint(&identity, kind, &raw);
+    let others = d.registry.snapshot().names_except(server);
+    let scan = crate::integrity::scan::scan_definition(&raw, &others);
+    let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
+    Checked { fingerprint, findings, sanitized: scan.sanitized }
+}
+
+fn call_env<'a>(d: &'a Daemon, policy: &'a crate::policy::Policy) -> call::CallEnv<'a> {
+    call::CallEnv {
+        registry: &d.registry,
+        supervisor: &d.supervisor,
+        trust: &d.trust,
+        policy,
+        max_result_bytes: d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+fn call_request<'a>(r: &'a pb::CallToolRequest, app: &'a str) -> call::CallRequest<'a> {
+    call::CallRequest {
+        name: &r.name,
+        arguments_json: &r.arguments_json,
+        timeout: timeout_of(r.timeout_ms),
+        confirm: r.confirm,
+        app,
+    }
+}
+
+/// The calling application as the kernel vouches for it: the Unix socket's peer credentials.
+fn app_of<T>(req: &Request<T>) -> String {
+    req.extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .map(|c| match c.pid() {
+            Some(pid) => format!("uid:{} pid:{pid}", c.uid()),
+            None => format!("uid:{}", c.uid()),
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -110,11 +198,40 @@ fn outcome_pb(o: CallOutcome) -> pb::CallToolResponse {
         truncated: o.truncated,
         original_bytes: o.original_bytes as u64,
         duration_us: o.duration.as_micros() as u64,
+        redactions: o.redactions,
     }
 }
 
 fn timeout_of(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+impl Api {
+    /// Approves or revokes `server.tool` or every tool of `server`.
+    async fn trust_change(&self, target: &str, approve: bool) -> Result<Vec<String>, Status> {
+        let d = &self.daemon;
+        let (server, tool) = match target.split_once('.') {
+            Some((s, t)) => (s, Some(t)),
+            None => (target, None),
+        };
+        let u =
+            d.supervisor.upstream(server).ok_or_else(|| Status::not_found(format!("no server named {server:?}")))?;
+        let snap = d.registry.snapshot();
+        let empty = crate::registry::ServerTools::default();
+        let tools = snap.servers.get(server).map(|st| st.as_ref()).unwrap_or(&empty);
+        let res = if approve { d.trust.approve(&u, tools, tool).await } else { d.trust.revoke(&u, tools, tool).await };
+        let changed = res.map_err(|e| match e {
+            TrustError::NoSuchServer(_) | TrustError::NoSuchTool { .. } => Status::not_found(e.to_string()),
+            TrustError::PinnedByConfig(_) => Status::failed_precondition(e.to_string()),
+            TrustError::Store(_) => Status::unavailable(e.to_string()),
+        })?;
+        let what = if approve { "approved" } else { "revoked" };
+        for t in &changed {
+            tracing::info!(tool = %t, "trust {what}");
+            d.events.emit(server, crate::event::EventKind::TrustChanged, None, format!("{t} {what}"));
+        }
+        Ok(changed)
+    }
 }
 
 #[tonic::async_trait]
@@ -156,39 +273,48 @@ impl Mcpd for Api {
         let tools = snap
             .iter()
             .filter(|(_, t)| filter.is_empty() || t.server == filter)
-            .map(|(st, t)| pb::Tool {
+            .map(|(st, t)| {
+                let verdict = d
+                    .supervisor
+                    .upstream(&t.server)
+                    .map(|u| d.trust.verdict(&u.config, &u.identity, t))
+                    .unwrap_or(Verdict::Quarantined("its server is no longer configured".into()));
+                (st, t, verdict)
+            })
+            .map(|(st, t, verdict)| pb::Tool {
                 qualified_name: t.qualified_name(),
                 server: t.server.clone(),
                 name: t.tool.name.to_string(),
-                title: t.tool.title.clone().unwrap_or_default(),
-                description: t.tool.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema_json: json_text(&t.tool.input_schema),
-                output_schema_json: t.tool.output_schema.as_ref().map(json_text).unwrap_or_default(),
-                annotations_json: t.tool.annotations.as_ref().map(json_text).unwrap_or_default(),
-                meta_json: t.tool.meta.as_ref().map(json_text).unwrap_or_default(),
+                title: t.display.title.clone().unwrap_or_default(),
+                description: t.display.description.as_deref().unwrap_or_default().to_owned(),
+                input_schema_json: json_text(&t.display.input_schema),
+                output_schema_json: t.display.output_schema.as_ref().map(json_text).unwrap_or_default(),
+                annotations_json: t.display.annotations.as_ref().map(json_text).unwrap_or_default(),
+                meta_json: t.display.meta.as_ref().map(json_text).unwrap_or_default(),
                 stale: st.stale,
                 ui_resource_uri: t.ui_resource_uri().unwrap_or_default().to_owned(),
                 visibility: t.visibility(),
+                fingerprint: t.fingerprint.clone(),
+                quarantined: !verdict.is_trusted(),
+                quarantine_reason: match verdict {
+                    Verdict::Trusted => String::new(),
+                    Verdict::Quarantined(why) => why,
+                },
+                findings: t.findings.clone(),
             })
             .collect();
         Ok(Response::new(pb::ListToolsResponse { tools }))
     }
 
     async fn call_tool(&self, req: Request<pb::CallToolRequest>) -> Result<Response<pb::CallToolResponse>, Status> {
+        let app = app_of(&req);
         let r = req.into_inner();
         let d = &self.daemon;
         let started = tokio::time::Instant::now();
-        let res = call::call_tool(
-            &d.registry,
-            &d.supervisor,
-            &r.name,
-            &r.arguments_json,
-            timeout_of(r.timeout_ms),
-            d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
-            None,
-        )
-        .await;
-        record_call(d, &r.name, started, &res);
+        let policy = d.policy.load();
+        let env = call_env(d, &policy);
+        let res = call::call_tool(&env, call_request(&r, &app), None).await;
+        record_call(d, &app, &r, started, &res);
         Ok(Response::new(outcome_pb(res?)))
     }
 
@@ -198,21 +324,16 @@ impl Mcpd for Api {
         &self,
         req: Request<pb::CallToolRequest>,
     ) -> Result<Response<Self::CallToolStreamStream>, Status> {
+        let app = app_of(&req);
         let r = req.into_inner();
         let daemon = self.daemon.clone();
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::CallToolEvent, Status>>(PROGRESS_QUEUE);
         let (p_tx, mut p_rx) = mpsc::channel(PROGRESS_QUEUE);
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            let call = call::call_tool(
-                &daemon.registry,
-                &daemon.supervisor,
-                &r.name,
-                &r.arguments_json,
-                timeout_of(r.timeout_ms),
-                daemon.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
-                Some(p_tx),
-            );
+            let policy = daemon.policy.load();
+            let env = call_env(&daemon, &policy);
+            let call = call::call_tool(&env, call_request(&r, &app), Some(p_tx));
             let mut call = std::pin::pin!(call);
             loop {
                 tokio::select! {
@@ -229,7 +350,7 @@ impl Mcpd for Api {
                         let _ = out_tx.try_send(Ok(ev));
                     }
                     res = &mut call => {
-                        record_call(&daemon, &r.name, started, &res);
+                        record_call(&daemon, &app, &r, started, &res);
                         let msg = res.map(|o| pb::CallToolEvent {
                             event: Some(pb::call_tool_event::Event::Result(outcome_pb(o))),
                         }).map_err(Status::from);
@@ -293,17 +414,26 @@ impl Mcpd for Api {
     ) -> Result<Response<pb::ListResourceTemplatesResponse>, Status> {
         let server = req.into_inner().server;
         let l = resource::list_resource_templates(&self.daemon.supervisor, &server).await?;
-        let templates = l
-            .items
-            .into_iter()
-            .map(|(server, t)| pb::ResourceTemplate {
-                server,
-                uri_template: t.uri_template.clone(),
-                name: t.name.clone(),
-                description: t.description.clone().unwrap_or_default(),
-                json: json_text(&t),
-            })
-            .collect();
+        let d = self.daemon.clone();
+        let templates = tokio::task::spawn_blocking(move || {
+            l.items
+                .into_iter()
+                .map(|(server, t)| {
+                    let checked = check_definition(&d, &server, "resource-template", &t);
+                    pb::ResourceTemplate {
+                        server,
+                        uri_template: t.uri_template.clone(),
+                        name: t.name.clone(),
+                        description: checked.text("description"),
+                        json: checked.sanitized.to_string(),
+                        fingerprint: checked.fingerprint,
+                        findings: checked.findings,
+                    }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("listing templates failed: {e}")))?;
         Ok(Response::new(pb::ListResourceTemplatesResponse { templates, errors: l.errors }))
     }
 
@@ -338,18 +468,31 @@ impl Mcpd for Api {
     ) -> Result<Response<pb::ListPromptsResponse>, Status> {
         let server = req.into_inner().server;
         let l = resource::list_prompts(&self.daemon.supervisor, &server).await?;
-        let prompts = l
-            .items
-            .into_iter()
-            .map(|(server, p)| pb::Prompt {
-                qualified_name: format!("{server}.{}", p.name),
-                name: p.name.clone(),
-                title: p.title.clone().unwrap_or_default(),
-                description: p.description.clone().unwrap_or_default(),
-                arguments_json: p.arguments.as_ref().map(json_text).unwrap_or_else(|| "[]".into()),
-                server,
-            })
-            .collect();
+        let d = self.daemon.clone();
+        let prompts = tokio::task::spawn_blocking(move || {
+            l.items
+                .into_iter()
+                .map(|(server, p)| {
+                    let checked = check_definition(&d, &server, "prompt", &p);
+                    pb::Prompt {
+                        qualified_name: format!("{server}.{}", p.name),
+                        name: p.name.clone(),
+                        title: checked.text("title"),
+                        description: checked.text("description"),
+                        arguments_json: checked
+                            .sanitized
+                            .get("arguments")
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "[]".into()),
+                        fingerprint: checked.fingerprint,
+                        findings: checked.findings,
+                        server,
+                    }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("listing prompts failed: {e}")))?;
         Ok(Response::new(pb::ListPromptsResponse { prompts, errors: l.errors }))
     }
 
@@ -383,6 +526,94 @@ impl Mcpd for Api {
             has_more: info.has_more.unwrap_or(false),
             values: info.values,
         }))
+    }
+
+    async fn trust_list(&self, req: Request<pb::TrustListRequest>) -> Result<Response<pb::TrustListResponse>, Status> {
+        let server = req.into_inner().server;
+        let d = &self.daemon;
+        if !server.is_empty() && d.supervisor.upstream(&server).is_none() {
+            return Err(Status::not_found(format!("no server named {server:?}")));
+        }
+        let snap = d.registry.snapshot();
+        let mut entries = Vec::new();
+        for (_, t) in snap.iter().filter(|(_, t)| server.is_empty() || t.server == server) {
+            let Some(u) = d.supervisor.upstream(&t.server) else { continue };
+            let info = d.trust.describe(&u, t);
+            let (state, reason) = match info.verdict {
+                Verdict::Trusted => ("trusted", String::new()),
+                Verdict::Quarantined(why) => ("quarantined", why),
+            };
+            entries.push(pb::TrustEntry {
+                qualified_name: t.qualified_name(),
+                server: t.server.clone(),
+                tool: t.tool.name.to_string(),
+                state: state.into(),
+                reason,
+                fingerprint: t.fingerprint.clone(),
+                pinned_fingerprint: info.pinned_fingerprint,
+                approved_by: info.approved_by,
+                approved_unix_ms: info.approved_unix_ms,
+                findings: t.findings.clone(),
+                mode: u.config.trust.as_str().into(),
+            });
+        }
+        Ok(Response::new(pb::TrustListResponse { entries }))
+    }
+
+    async fn trust_diff(&self, req: Request<pb::TrustDiffRequest>) -> Result<Response<pb::TrustDiffResponse>, Status> {
+        let name = req.into_inner().name;
+        let d = &self.daemon;
+        let snap = d.registry.snapshot();
+        let (_, entry) = snap.resolve(&name).ok_or_else(|| Status::not_found(format!("no tool named {name:?}")))?;
+        let u = d
+            .supervisor
+            .upstream(&entry.server)
+            .ok_or_else(|| Status::not_found(format!("no server named {:?}", entry.server)))?;
+        let diff = d.trust.diff(&u, entry);
+        Ok(Response::new(pb::TrustDiffResponse {
+            old_json: diff.old_json,
+            new_json: diff.new_json,
+            diff: diff.diff,
+            changed_fields: diff.changed_fields,
+        }))
+    }
+
+    async fn trust_approve(&self, req: Request<pb::TrustTarget>) -> Result<Response<pb::TrustChangeResponse>, Status> {
+        let target = req.into_inner().target;
+        let tools = self.trust_change(&target, true).await?;
+        Ok(Response::new(pb::TrustChangeResponse { tools }))
+    }
+
+    async fn trust_revoke(&self, req: Request<pb::TrustTarget>) -> Result<Response<pb::TrustChangeResponse>, Status> {
+        let target = req.into_inner().target;
+        let tools = self.trust_change(&target, false).await?;
+        Ok(Response::new(pb::TrustChangeResponse { tools }))
+    }
+
+    async fn audit(&self, req: Request<pb::AuditRequest>) -> Result<Response<pb::AuditResponse>, Status> {
+        let r = req.into_inner();
+        let Some(store) = &self.daemon.store else {
+            return Ok(Response::new(pb::AuditResponse { records: Vec::new() }));
+        };
+        let limit = if r.limit == 0 { 100 } else { r.limit.min(100_000) as usize };
+        let server = (!r.server.is_empty()).then_some(r.server);
+        let records = store
+            .read_audit(limit, server)
+            .await
+            .map_err(|e| Status::internal(format!("cannot read the audit log: {e}")))?
+            .into_iter()
+            .map(|e| pb::AuditRecord {
+                unix_ms: e.unix_ms,
+                app: e.app,
+                tool: e.tool,
+                arguments_sha256: e.arguments_sha256,
+                outcome: e.outcome,
+                message: e.message,
+                duration_us: e.duration_us,
+                redactions: e.redactions,
+            })
+            .collect();
+        Ok(Response::new(pb::AuditResponse { records }))
     }
 
     type AttachStream = EventStream<pb::AttachServerMessage>;

@@ -5,23 +5,29 @@ use crate::error::CallError;
 
 impl From<CallError> for Status {
     fn from(e: CallError) -> Self {
-        let code = match &e {
-            CallError::NoSuchTool { .. } | CallError::NoSuchServer(_) => Code::NotFound,
-            CallError::Unqualified(_)
-            | CallError::BadJson(_)
-            | CallError::InvalidArguments { .. }
-            | CallError::BadRequest(_) => Code::InvalidArgument,
-            CallError::Unavailable { .. } | CallError::ConnectionLost { .. } => Code::Unavailable,
-            CallError::Busy { .. } => Code::ResourceExhausted,
-            CallError::Unsupported { .. } => Code::FailedPrecondition,
-            CallError::Deadline { .. } => Code::DeadlineExceeded,
-            // The server answered, but with a JSON-RPC error: invalid params is the
-            // caller's to fix; anything else is the server's.
-            CallError::Upstream { code, .. } if *code == -32602 => Code::InvalidArgument,
-            CallError::Upstream { code, .. } if *code == -32601 => Code::NotFound,
-            CallError::Upstream { .. } | CallError::Protocol { .. } => Code::Unknown,
-        };
-        Status::new(code, e.to_string())
+        Status::new(code(&e), e.to_string())
+    }
+}
+
+/// The one mapping of call-path errors to gRPC codes (also named in the audit log).
+pub(super) fn code(e: &CallError) -> Code {
+    match e {
+        CallError::NoSuchTool { .. } | CallError::NoSuchServer(_) => Code::NotFound,
+        CallError::Unqualified(_)
+        | CallError::BadJson(_)
+        | CallError::InvalidArguments { .. }
+        | CallError::BadRequest(_) => Code::InvalidArgument,
+        CallError::Unavailable { .. } | CallError::ConnectionLost { .. } => Code::Unavailable,
+        CallError::Busy { .. } => Code::ResourceExhausted,
+        CallError::Unsupported { .. } | CallError::Quarantined { .. } => Code::FailedPrecondition,
+        CallError::Denied { .. } => Code::PermissionDenied,
+        CallError::RateLimited { .. } => Code::ResourceExhausted,
+        CallError::Deadline { .. } => Code::DeadlineExceeded,
+        // The server answered, but with a JSON-RPC error: invalid params is the
+        // caller's to fix; anything else is the server's.
+        CallError::Upstream { code, .. } if *code == -32602 => Code::InvalidArgument,
+        CallError::Upstream { code, .. } if *code == -32601 => Code::NotFound,
+        CallError::Upstream { .. } | CallError::Protocol { .. } => Code::Unknown,
     }
 }
 

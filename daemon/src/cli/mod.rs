@@ -66,6 +66,24 @@ enum Command {
         /// Print the whole result as JSON.
         #[arg(long)]
         json: bool,
+        /// Confirm a tool annotated destructive (needed where the server sets confirm_destructive).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Tool trust: list fingerprints and quarantines, diff, approve, revoke.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
+    /// The audit log: every call with app, tool, argument hash, outcome and duration.
+    Audit {
+        /// Only calls to this server.
+        server: Option<String>,
+        /// How many records (newest first).
+        #[arg(long, short = 'n', default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
     },
     /// List resources (of one server, or all); `--templates` lists resource templates too.
     Resources {
@@ -122,6 +140,26 @@ enum Command {
     },
     /// Print a shell completion script: `mcpd completions bash > /etc/bash_completion.d/mcpd`.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand, Debug)]
+enum TrustCommand {
+    /// Every tool's trust state, fingerprint and pin (or one server's).
+    List {
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The approved definition of `server.tool` against what the server sends now.
+    Diff {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the current definition of `server.tool`, or of every tool of `server`.
+    Approve { target: String },
+    /// Revoke trust in `server.tool`, or in every tool of `server`.
+    Revoke { target: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,6 +349,49 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 }
             }
         }
+        Command::Trust { command } => match command {
+            TrustCommand::List { server, json } => {
+                let entries = client.trust_list(server.as_deref()).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&render::trust_json(&entries))?);
+                } else {
+                    print!("{}", render::trust_table(&entries));
+                }
+            }
+            TrustCommand::Diff { name, json } => {
+                let d = client.trust_diff(&name).await?;
+                if json {
+                    let v = serde_json::json!({
+                        "old": d.old_json, "new": d.new_json, "diff": d.diff, "changed_fields": d.changed_fields,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else if d.old_json.is_empty() {
+                    println!("{} has no approved definition; it is now:", render::safe(&name));
+                    println!("{}", render::safe_block(&d.new_json));
+                } else if d.diff.is_empty() || d.old_json == d.new_json {
+                    println!("{} is unchanged since it was approved", render::safe(&name));
+                } else {
+                    println!("changed: {}", d.changed_fields.join(", "));
+                    print!("{}", render::safe_block(&d.diff));
+                }
+            }
+            TrustCommand::Approve { target } => {
+                let changed = client.trust_approve(&target).await?;
+                println!("approved {} tool(s): {}", changed.len(), changed.join(", "));
+            }
+            TrustCommand::Revoke { target } => {
+                let changed = client.trust_revoke(&target).await?;
+                println!("revoked {} tool(s): {}", changed.len(), changed.join(", "));
+            }
+        },
+        Command::Audit { server, limit, json } => {
+            let records = client.audit(limit, server.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::audit_json(&records))?);
+            } else {
+                print!("{}", render::audit_table(&records));
+            }
+        }
         Command::Resources { server, templates, json } => {
             let r = client.list_resources(server.as_deref()).await?;
             let t = if templates { Some(client.list_resource_templates(server.as_deref()).await?) } else { None };
@@ -364,7 +445,7 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 print!("{}", render::tools_table(&tools));
             }
         }
-        Command::Call { name, arguments, timeout, json } => {
+        Command::Call { name, arguments, timeout, json, yes } => {
             let args = match arguments.as_deref() {
                 Some("-") => {
                     std::io::read_to_string(std::io::stdin()).context("reading arguments from standard input")?
@@ -378,13 +459,22 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 None => None,
             };
             let interactive = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let req = mcpd_client::proto::CallToolRequest {
+                name: name.clone(),
+                arguments_json: args,
+                timeout_ms: timeout.map(|t| t.as_millis() as u64).unwrap_or(0),
+                confirm: yes,
+            };
             let result = client
-                .call_tool_with_progress(&name, &args, timeout, |p| {
+                .call_with_progress(req, |p| {
                     if interactive {
                         eprintln!("{}", render::progress_line(&p));
                     }
                 })
                 .await?;
+            if result.redactions > 0 && !json {
+                eprintln!("mcpd: {} secret(s) were redacted from this result", result.redactions);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&render::call_json(&result))?);
             } else {

@@ -144,6 +144,9 @@ pub(crate) fn tools_table(tools: &[pb::Tool]) -> String {
         if !t.visibility.iter().any(|v| v == "model") {
             name.push_str(" (app only)");
         }
+        if t.quarantined {
+            name.push_str(" (quarantined)");
+        }
         if !t.ui_resource_uri.is_empty() {
             desc = format!("{desc} [ui: {}]", safe(&t.ui_resource_uri));
         }
@@ -167,6 +170,8 @@ pub(crate) fn tools_json(tools: &[pb::Tool]) -> Value {
                     "outputSchema": parse_or_null(&t.output_schema_json),
                     "annotations": parse_or_null(&t.annotations_json), "_meta": parse_or_null(&t.meta_json),
                     "stale": t.stale, "uiResourceUri": t.ui_resource_uri, "visibility": t.visibility,
+                    "fingerprint": t.fingerprint, "quarantined": t.quarantined,
+                    "quarantineReason": t.quarantine_reason, "findings": t.findings,
                 })
             })
             .collect(),
@@ -182,6 +187,7 @@ pub(crate) fn call_json(r: &pb::CallToolResponse) -> Value {
         "truncated": r.truncated,
         "originalBytes": r.original_bytes,
         "durationUs": r.duration_us,
+        "redactions": r.redactions,
     })
 }
 
@@ -336,6 +342,78 @@ pub(crate) fn prompt_text(r: &pb::GetPromptResponse) -> String {
             };
             out.push_str(&format!("{}: {body}\n", safe(role)));
         }
+    }
+    out
+}
+
+pub(crate) fn trust_table(entries: &[pb::TrustEntry]) -> String {
+    let mut rows = vec![["TOOL", "MODE", "STATE", "FINGERPRINT", "BY", "REASON"].map(String::from).to_vec()];
+    for e in entries {
+        let fp = e.fingerprint.strip_prefix("sha256:").unwrap_or(&e.fingerprint);
+        rows.push(vec![
+            e.qualified_name.clone(),
+            e.mode.clone(),
+            e.state.clone(),
+            fp.chars().take(12).collect(),
+            if e.approved_by.is_empty() { "-".into() } else { e.approved_by.clone() },
+            if e.reason.is_empty() { "-".into() } else { cell(&e.reason, 100) },
+        ]);
+    }
+    table(rows)
+}
+
+pub(crate) fn trust_json(entries: &[pb::TrustEntry]) -> Value {
+    Value::Array(
+        entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.qualified_name, "server": e.server, "tool": e.tool, "mode": e.mode,
+                    "state": e.state, "reason": e.reason, "fingerprint": e.fingerprint,
+                    "pinned_fingerprint": e.pinned_fingerprint, "approved_by": e.approved_by,
+                    "approved_unix_ms": e.approved_unix_ms, "findings": e.findings,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn audit_table(records: &[pb::AuditRecord]) -> String {
+    let mut rows = vec![["TIME (UNIX MS)", "APP", "TOOL", "OUTCOME", "DURATION", "ARGS"].map(String::from).to_vec()];
+    for r in records {
+        let args = r.arguments_sha256.strip_prefix("sha256:").unwrap_or(&r.arguments_sha256);
+        rows.push(vec![
+            r.unix_ms.to_string(),
+            r.app.clone(),
+            cell(&r.tool, 60),
+            if r.redactions > 0 { format!("{} ({} redacted)", r.outcome, r.redactions) } else { r.outcome.clone() },
+            format!("{}µs", r.duration_us),
+            args.chars().take(12).collect(),
+        ]);
+    }
+    table(rows)
+}
+
+pub(crate) fn audit_json(records: &[pb::AuditRecord]) -> Value {
+    Value::Array(
+        records
+            .iter()
+            .map(|r| {
+                json!({
+                    "unix_ms": r.unix_ms, "app": r.app, "tool": r.tool, "arguments_sha256": r.arguments_sha256,
+                    "outcome": r.outcome, "message": r.message, "duration_us": r.duration_us,
+                    "redactions": r.redactions,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Multi-line text a server controls (definitions, diffs), escaped line by line.
+pub(crate) fn safe_block(s: &str) -> String {
+    let mut out = safe_multiline(s);
+    if !out.ends_with('\n') {
+        out.push('\n');
     }
     out
 }

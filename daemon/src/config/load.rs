@@ -28,6 +28,9 @@ const DAEMON_KEYS: &[&str] = &[
     "resource_cache_bytes",
     "resource_ttl",
     "metrics_listen",
+    "app_rate_limit",
+    "audit_max_entries",
+    "tofu_window",
 ];
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -217,6 +220,12 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
             "max_result_bytes" => keep(&mut d.max_result_bytes, ctx.size(key, v, 1024)),
             "resource_cache_bytes" => keep(&mut d.resource_cache_bytes, ctx.size(key, v, 0)),
             "resource_ttl" => keep(&mut d.resource_ttl, ctx.duration(key, v)),
+            "tofu_window" => keep(&mut d.tofu_window, ctx.duration(key, v)),
+            "app_rate_limit" => keep(&mut d.app_rate_limit, super::server::rate(ctx, key, v).map(Some)),
+            "audit_max_entries" => keep(
+                &mut d.audit_max_entries,
+                ctx.integer(key, v, 0, Some(100_000_000)).and_then(|n| usize::try_from(n).ok()),
+            ),
             "metrics_listen" => {
                 if let Some(text) = ctx.string(key, v) {
                     match text.parse::<std::net::SocketAddr>() {

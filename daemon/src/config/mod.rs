@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::{
     BackoffConfig, Config, CrashLoopConfig, DaemonConfig, LogFormat, ProtocolPref, ServerConfig, ToolFilter,
-    TransportConfig,
+    TransportConfig, TrustMode,
 };
 pub use problem::{ConfigError, Problem};
 pub use secret::{Secret, redact_url};

@@ -46,6 +46,13 @@ pub struct DaemonConfig {
     pub resource_ttl: Duration,
     /// Loopback address for the Prometheus text endpoint (`/metrics`); `None`: off.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Calls per period from one calling app (told apart by Unix peer credentials).
+    pub app_rate_limit: Option<crate::limit::Rate>,
+    /// Audit records kept (oldest dropped first).
+    pub audit_max_entries: usize,
+    /// `trust = "tofu"`: tools a server lists this soon after it is first trusted are
+    /// trusted on first use too (servers often register tools right after the handshake).
+    pub tofu_window: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -64,6 +71,9 @@ impl Default for DaemonConfig {
             resource_cache_bytes: 64 * 1024 * 1024,
             resource_ttl: Duration::from_secs(30),
             metrics_listen: None,
+            app_rate_limit: None,
+            audit_max_entries: 100_000,
+            tofu_window: Duration::from_secs(30),
         }
     }
 }
@@ -107,6 +117,42 @@ pub struct ServerConfig {
     pub backoff: BackoffConfig,
     pub crash_loop: CrashLoopConfig,
     pub tools: ToolFilter,
+    /// How tool definitions become callable (see [`TrustMode`]).
+    pub trust: TrustMode,
+    /// `trust = "pinned"`: expected fingerprints by tool name.
+    pub pins: BTreeMap<String, String>,
+    /// Redact secrets (API keys, tokens, private keys, passwords) from results.
+    pub redact_secrets: bool,
+    /// Calls per period to this server as a whole.
+    pub rate_limit: Option<crate::limit::Rate>,
+    /// Calls per period to one tool, by tool name.
+    pub tool_rate_limits: BTreeMap<String, crate::limit::Rate>,
+    /// Tools annotated `destructiveHint` need the caller's explicit confirmation.
+    pub confirm_destructive: bool,
+}
+
+/// `trust`: when a tool definition may be called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustMode {
+    /// Trust on first use: first sight pins (unless the scanner objects); later changes quarantine.
+    #[default]
+    Tofu,
+    /// Nothing is callable until an admin approves it (`mcpd trust approve`).
+    Approve,
+    /// Only definitions whose fingerprints are listed in `pins` are callable.
+    Pinned,
+}
+
+impl TrustMode {
+    pub const ALL: [TrustMode; 3] = [TrustMode::Tofu, TrustMode::Approve, TrustMode::Pinned];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustMode::Tofu => "tofu",
+            TrustMode::Approve => "approve",
+            TrustMode::Pinned => "pinned",
+        }
+    }
 }
 
 impl ServerConfig {
@@ -127,6 +173,12 @@ impl ServerConfig {
             backoff: BackoffConfig::default(),
             crash_loop: CrashLoopConfig::default(),
             tools: ToolFilter::default(),
+            trust: TrustMode::Tofu,
+            pins: BTreeMap::new(),
+            redact_secrets: true,
+            rate_limit: None,
+            tool_rate_limits: BTreeMap::new(),
+            confirm_destructive: false,
         }
     }
 }

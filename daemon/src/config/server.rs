@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use toml::de::DeTable;
 
 use super::model::{
-    BackoffConfig, CrashLoopConfig, DaemonConfig, ProtocolPref, ServerConfig, ToolFilter, TransportConfig,
+    BackoffConfig, CrashLoopConfig, DaemonConfig, ProtocolPref, ServerConfig, ToolFilter, TransportConfig, TrustMode,
 };
 use super::problem::line_col;
 use super::reader::{FileCtx, Key, Val};
@@ -30,6 +30,12 @@ const SERVER_KEYS: &[&str] = &[
     "backoff",
     "crash_loop",
     "tools",
+    "trust",
+    "pins",
+    "redact_secrets",
+    "rate_limit",
+    "tool_rate_limits",
+    "confirm_destructive",
 ];
 const STDIO_KEYS: &[&str] = &["command", "args", "env", "cwd"];
 const HTTP_KEYS: &[&str] = &["url", "headers"];
@@ -127,6 +133,12 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
             "backoff" => set(&mut s.backoff, parse_backoff(ctx, name, v)),
             "crash_loop" => set(&mut s.crash_loop, parse_crash_loop(ctx, name, v)),
             "tools" => set(&mut s.tools, parse_tools(ctx, name, v)),
+            "trust" => set(&mut s.trust, ctx.choice(key_name, v, &trust_options())),
+            "pins" => set(&mut s.pins, parse_pins(ctx, v)),
+            "redact_secrets" => set(&mut s.redact_secrets, ctx.boolean(key_name, v)),
+            "rate_limit" => set(&mut s.rate_limit, rate(ctx, key_name, v).map(Some)),
+            "tool_rate_limits" => set(&mut s.tool_rate_limits, parse_tool_rates(ctx, v)),
+            "confirm_destructive" => set(&mut s.confirm_destructive, ctx.boolean(key_name, v)),
             _ => {
                 ctx.unknown_key(k, SERVER_KEYS, &place);
                 false
@@ -147,6 +159,64 @@ fn set<T>(slot: &mut T, value: Option<T>) -> bool {
         }
         None => false,
     }
+}
+
+fn trust_options() -> Vec<(&'static str, TrustMode)> {
+    TrustMode::ALL.iter().map(|t| (t.as_str(), *t)).collect()
+}
+
+/// A rate such as "10/s", "600/m" or "100/10s".
+pub(crate) fn rate(ctx: &mut FileCtx<'_>, key: &str, v: &Val<'_>) -> Option<crate::limit::Rate> {
+    let text = ctx.string(key, v)?;
+    match text.parse() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            ctx.report(v.span(), format!("invalid rate {text:?} for \"{key}\": {e}"));
+            None
+        }
+    }
+}
+
+/// `pins = { tool = "sha256:<64 hex>" }`, as printed by `mcpd trust list`.
+fn parse_pins(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<BTreeMap<String, String>> {
+    let table = ctx.table("pins", v)?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        let tool = k.get_ref().as_ref();
+        let Some(fp) = ctx.string(&format!("pins.{tool}"), v) else {
+            ok = false;
+            continue;
+        };
+        let hex = fp.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            ctx.report(
+                v.span(),
+                format!("pin for tool \"{tool}\" must look like \"sha256:<64 lowercase hex digits>\" (see `mcpd trust list`)"),
+            );
+            ok = false;
+            continue;
+        }
+        out.insert(tool.to_owned(), fp.to_owned());
+    }
+    ok.then_some(out)
+}
+
+/// `tool_rate_limits = { tool = "10/s" }`.
+fn parse_tool_rates(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<BTreeMap<String, crate::limit::Rate>> {
+    let table = ctx.table("tool_rate_limits", v)?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        let tool = k.get_ref().as_ref();
+        match rate(ctx, &format!("tool_rate_limits.{tool}"), v) {
+            Some(r) => {
+                out.insert(tool.to_owned(), r);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn protocol_options() -> Vec<(&'static str, ProtocolPref)> {

@@ -85,6 +85,12 @@ fn minimal_stdio_with_defaults() {
             open_for: Duration::from_secs(300),
         },
         tools: ToolFilter { allow: vec!["*".to_owned()], deny: vec![] },
+        trust: TrustMode::Tofu,
+        pins: Default::default(),
+        redact_secrets: true,
+        rate_limit: None,
+        tool_rate_limits: Default::default(),
+        confirm_destructive: false,
     };
     assert_eq!(*s, expected);
 }
@@ -892,4 +898,31 @@ fn example_configs_are_valid() {
         }
     }
     assert!(checked.len() >= 3, "{checked:?}");
+}
+
+#[test]
+fn trust_and_policy_keys() {
+    let c = ok(concat!(
+        "[daemon]\napp_rate_limit = \"600/m\"\naudit_max_entries = 10\ntofu_window = \"5s\"\n",
+        "[servers.a]\ncommand = \"x\"\ntrust = \"pinned\"\n",
+        "pins = { echo = \"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" }\n",
+        "rate_limit = \"10/s\"\ntool_rate_limits = { echo = \"2/10s\" }\nredact_secrets = false\nconfirm_destructive = true\n",
+    ));
+    assert_eq!(c.daemon.app_rate_limit.map(|r| r.to_string()).as_deref(), Some("600/m"));
+    assert_eq!((c.daemon.audit_max_entries, c.daemon.tofu_window), (10, Duration::from_secs(5)));
+    let s = server(&c, "a");
+    assert_eq!(s.trust, TrustMode::Pinned);
+    assert_eq!(s.pins.len(), 1);
+    assert_eq!(s.tool_rate_limits["echo"].to_string(), "2/10s");
+    assert!(!s.redact_secrets && s.confirm_destructive);
+    let problems = problems(concat!(
+        "[daemon]\napp_rate_limit = \"0/s\"\nmetrics_listen = \"10.0.0.1:9\"\n",
+        "[servers.a]\ncommand = \"x\"\ntrust = \"sometimes\"\npins = { echo = \"md5:abc\" }\nrate_limit = \"fast\"\n",
+    ));
+    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("app_rate_limit") && p.contains("at least 1 call")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("loopback")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("sometimes")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("sha256:<64")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("\"fast\"")), "{problems:#?}");
 }

@@ -16,8 +16,8 @@ fn allow_all() -> ToolFilter {
 #[test]
 fn qualified_names_resolve_and_order_is_stable() {
     let reg = Registry::default();
-    let (b, _) = build_server_tools("b", vec![tool("search"), tool("a.dotted")], &allow_all(), false);
-    let (a, _) = build_server_tools("a", vec![tool("search")], &allow_all(), false);
+    let (b, _) = build_server_tools("b", "id", vec![tool("search"), tool("a.dotted")], &allow_all(), &[], false);
+    let (a, _) = build_server_tools("a", "id", vec![tool("search")], &allow_all(), &[], false);
     reg.publish("b", b);
     reg.publish("a", a);
     let snap = reg.snapshot();
@@ -32,14 +32,15 @@ fn qualified_names_resolve_and_order_is_stable() {
 
 #[test]
 fn invalid_names_and_duplicates_are_dropped() {
-    let (st, warnings) = build_server_tools("s", vec![tool("ok"), tool("bad name"), tool("ok")], &allow_all(), false);
+    let (st, warnings) =
+        build_server_tools("s", "id", vec![tool("ok"), tool("bad name"), tool("ok")], &allow_all(), &[], false);
     assert_eq!(st.tools.len(), 1);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
 }
 
 #[test]
 fn schemas_validate_arguments() {
-    let (st, _) = build_server_tools("s", vec![tool("t")], &allow_all(), false);
+    let (st, _) = build_server_tools("s", "id", vec![tool("t")], &allow_all(), &[], false);
     let v = st.tools["t"].validator.as_ref().unwrap();
     assert!(v.is_valid(&serde_json::json!({"x": 1})));
     assert!(!v.is_valid(&serde_json::json!({"x": "one"})));
@@ -49,7 +50,7 @@ fn schemas_validate_arguments() {
 #[test]
 fn stale_marking_keeps_tools() {
     let reg = Registry::default();
-    reg.publish("s", build_server_tools("s", vec![tool("t")], &allow_all(), false).0);
+    reg.publish("s", build_server_tools("s", "id", vec![tool("t")], &allow_all(), &[], false).0);
     reg.mark_stale("s");
     let snap = reg.snapshot();
     let (st, _) = snap.resolve("s.t").unwrap();
@@ -63,9 +64,9 @@ fn mcp_apps_ui_link_and_visibility() {
     let with_meta = |meta: serde_json::Value| {
         let mut t = tool("t");
         t.meta = serde_json::from_value(meta).unwrap();
-        ToolEntry { server: "s".into(), tool: t, validator: None }
+        ToolEntry::new("s", "id", t, &crate::integrity::scan::OtherTools::new(&[]), None)
     };
-    let plain = ToolEntry { server: "s".into(), tool: tool("t"), validator: None };
+    let plain = ToolEntry::new("s", "id", tool("t"), &crate::integrity::scan::OtherTools::new(&[]), None);
     assert_eq!(plain.ui_resource_uri(), None);
     assert_eq!(plain.visibility(), vec!["model", "app"]);
     assert!(!plain.app_only());

@@ -1,4 +1,6 @@
 //! Tests for the sled store.
+use std::sync::{Arc, atomic::AtomicUsize};
+
 use super::*;
 
 #[tokio::test]
@@ -30,4 +32,50 @@ fn partial_snapshot_is_removed_before_open() {
     std::fs::write(&junk, b"torn").unwrap();
     Store::open(dir.path()).unwrap();
     assert!(!junk.exists());
+}
+
+#[tokio::test]
+async fn pins_survive_reopen_and_audit_is_bounded_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let pin = |fp: &str| PinRecord {
+        fingerprint: fp.into(),
+        definition: serde_json::json!({"name": "t"}),
+        by: "admin".into(),
+        unix_ms: 1,
+        removed: false,
+        revoked: false,
+    };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.save_pins(vec![("id\0a".into(), pin("sha256:1")), ("id\0b".into(), pin("sha256:2"))]).await.unwrap();
+        let audit = store.start_audit(Arc::new(AtomicUsize::new(300)));
+        for i in 0..600u64 {
+            let e = AuditEntry {
+                unix_ms: i,
+                app: "uid:0 pid:1".into(),
+                tool: if i % 2 == 0 { "a.echo".into() } else { "b.echo".into() },
+                arguments_sha256: String::new(),
+                outcome: "ok".into(),
+                message: String::new(),
+                duration_us: 1,
+                redactions: 0,
+            };
+            audit.append(e);
+        }
+        // Appends are fire-and-forget; give the writer a moment, then flush.
+        drop(audit);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        store.flush().await.unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let pins = store.load_all_pins().unwrap();
+    assert_eq!(pins.len(), 2);
+    assert_eq!(pins[0].1.fingerprint, "sha256:1");
+    let newest = store.read_audit(5, None).await.unwrap();
+    assert_eq!(newest.len(), 5);
+    assert!(newest[0].unix_ms > newest[4].unix_ms, "newest first");
+    let only_b = store.read_audit(1000, Some("b".into())).await.unwrap();
+    assert!(only_b.iter().all(|e| e.tool == "b.echo"));
+    let all = store.read_audit(10_000, None).await.unwrap();
+    assert!(all.len() <= 300 + 31 && all.len() >= 300, "trimmed to the bound: {}", all.len());
 }

@@ -111,3 +111,33 @@ async fn resource_and_prompt_verbs() {
     let out = mcpd(&["completions", "bash"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_mcpd()"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_and_audit_verbs() {
+    let d = TestDaemon::start(&fault_server("f", &[], "trust = \"approve\""));
+    d.wait_state("f", proto::ServerState::Ready, Duration::from_secs(30)).await;
+    let sock = d.socket.display().to_string();
+    let out = mcpd(&["--socket", &sock, "call", "f.echo", r#"{"text":"x"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("awaits approval"));
+    let out = mcpd(&["--socket", &sock, "trust", "list", "f"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("f.echo") && text.contains("quarantined"), "{text}");
+    let out = mcpd(&["--socket", &sock, "trust", "diff", "f.echo"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no approved definition"));
+    let out = mcpd(&["--socket", &sock, "trust", "approve", "f.echo"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("approved 1 tool(s): f.echo"));
+    let out = mcpd(&["--socket", &sock, "call", "f.echo", r#"{"text":"now"}"#]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "now");
+    let out = mcpd(&["--socket", &sock, "trust", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let echo = v.as_array().unwrap().iter().find(|e| e["name"] == "f.echo").unwrap();
+    assert_eq!(echo["state"], "trusted");
+    assert_eq!(echo["approved_by"], "admin");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = mcpd(&["--socket", &sock, "audit", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["tool"], "f.echo");
+    assert_eq!(v[0]["outcome"], "ok");
+    assert_eq!(v[1]["outcome"], "FailedPrecondition");
+}

@@ -2,6 +2,7 @@
 //! official Python SDK, a PyPI reference server) and our fault-injection server.
 mod cli;
 mod faults;
+mod integrity;
 mod interop;
 mod lifecycle;
 mod reload;

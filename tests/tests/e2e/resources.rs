@@ -213,3 +213,41 @@ async fn http_get(port: u16, path: &str) -> String {
     tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
     out
 }
+
+/// Stateless era: a subscription rides the `subscriptions/listen` filter; the server's
+/// update reaches WatchEvents and drops the cached read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_subscription_invalidates_through_listen() {
+    let d = TestDaemon::start(&py_stdio("modern", "2026-07-28", &["--read-ttl-ms", "600000"]));
+    d.wait_state("modern", proto::ServerState::Ready, READY).await;
+    let mut c = d.client().await;
+    let a = c.read_resource("modern", "test://counter", false).await.unwrap();
+    assert!(c.read_resource("modern", "test://counter", false).await.unwrap().from_cache);
+    let mut events = c.watch_events(Some("modern")).await.unwrap();
+    c.subscribe_resource("modern", "test://counter").await.unwrap();
+    // The listen stream re-opens with the new filter; touch until the update arrives.
+    let update = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let r = c.call_tool("modern.touch", r#"{"uri":"test://counter"}"#, None).await.unwrap();
+            assert!(!r.is_error, "{}", r.content_json);
+            let got = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Some(ev) = events.message().await.unwrap() {
+                    if ev.kind == "resource_updated" {
+                        return ev;
+                    }
+                }
+                panic!("event stream ended");
+            })
+            .await;
+            if let Ok(ev) = got {
+                return ev;
+            }
+        }
+    })
+    .await
+    .expect("no resource_updated event within 20 s");
+    assert_eq!(update.message, "test://counter");
+    let b = c.read_resource("modern", "test://counter", false).await.unwrap();
+    assert!(!b.from_cache);
+    assert_ne!(text_of(&a), text_of(&b));
+}

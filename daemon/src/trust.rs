@@ -1,0 +1,382 @@
+//! Trust in tool definitions: pins (approved fingerprints) in the store and in memory, the
+//! per-mode verdict checked on every call, rug-pull bookkeeping on every tool-list refresh,
+//! and the admin verbs (list, diff, approve, revoke).
+//!
+//! A tool is callable only when its current fingerprint equals a pin that is neither
+//! revoked nor marked removed (`tofu`, `approve`), or equals the config's pin (`pinned`).
+//! Pins are keyed by server identity (config key + transport + exact command/args or URL),
+//! so a changed command or URL starts from nothing. The in-memory map mirrors the store;
+//! a pin enters it only after the store has flushed it.
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use crate::{
+    config::{ServerConfig, TrustMode},
+    integrity::fingerprint::{changed_fields, pretty_canonical},
+    registry::{ServerTools, ToolEntry},
+    store::{PinRecord, Store, StoreError},
+    upstream::Upstream,
+    util::unix_ms,
+};
+
+/// Whether a tool may be called, and if not, why (said to the caller and in events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Trusted,
+    Quarantined(String),
+}
+
+impl Verdict {
+    pub fn is_trusted(&self) -> bool {
+        matches!(self, Verdict::Trusted)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("the trust store could not be written, nothing changed: {0}")]
+    Store(#[from] StoreError),
+    #[error("no server named {0:?}")]
+    NoSuchServer(String),
+    #[error("server {server:?} lists no tool named {tool:?} (is it connected, and allowed by its tools filter?)")]
+    NoSuchTool { server: String, tool: String },
+    #[error(
+        "server {0:?} uses trust = \"pinned\": trust comes from its `pins` table in the config; copy the fingerprint from `mcpd trust list` there and reload"
+    )]
+    PinnedByConfig(String),
+}
+
+/// Pins in memory, mirroring the store.
+pub struct Trust {
+    store: Option<Store>,
+    pins: RwLock<HashMap<String, Arc<PinRecord>>>,
+    /// `daemon.tofu_window` in ms; reloadable.
+    pub tofu_window_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust").finish_non_exhaustive()
+    }
+}
+
+/// Pin key of the per-identity first-use marker; tool names cannot contain NUL.
+const FIRST_USE: &str = "\0first-use";
+
+fn key(identity: &str, tool: &str) -> String {
+    format!("{identity}\0{tool}")
+}
+
+fn lock_read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // The map holds plain data; a panic elsewhere mid-write leaves it usable.
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+// === impl Trust ===
+
+impl Trust {
+    /// Loads every pin. Blocking (startup). An unreadable store is an error: the daemon
+    /// then does not start, so nothing is ever trusted on a store it cannot read.
+    pub fn load(store: Option<Store>) -> Result<Self, StoreError> {
+        let mut pins = HashMap::new();
+        if let Some(s) = &store {
+            for (k, rec) in s.load_all_pins()? {
+                pins.insert(k, Arc::new(rec));
+            }
+        }
+        Ok(Self { store, pins: RwLock::new(pins), tofu_window_ms: AtomicU64::new(30_000) })
+    }
+
+    /// An empty trust state with no store (tests and benchmarks).
+    pub fn in_memory() -> Self {
+        Self { store: None, pins: RwLock::new(HashMap::new()), tofu_window_ms: AtomicU64::new(30_000) }
+    }
+
+    /// When this identity was first trusted on first use (a marker record, so later
+    /// approvals, which rewrite pins, cannot reopen the first-use window).
+    fn first_trusted_ms(&self, identity: &str) -> Option<u64> {
+        self.pin(identity, FIRST_USE).map(|p| p.unix_ms)
+    }
+
+    fn pin(&self, identity: &str, tool: &str) -> Option<Arc<PinRecord>> {
+        lock_read(&self.pins).get(&key(identity, tool)).cloned()
+    }
+
+    /// The verdict for a tool definition; runs on every call, so it is a map lookup and a
+    /// string comparison.
+    pub fn verdict(&self, cfg: &ServerConfig, identity: &str, entry: &ToolEntry) -> Verdict {
+        let name = entry.tool.name.as_ref();
+        if cfg.trust == TrustMode::Pinned {
+            return match cfg.pins.get(name) {
+                Some(p) if *p == entry.fingerprint => Verdict::Trusted,
+                Some(_) => Verdict::Quarantined(format!(
+                    "its definition does not match the pin in the config (now {})",
+                    entry.fingerprint
+                )),
+                None => Verdict::Quarantined(format!(
+                    "it is not pinned in the config (trust = \"pinned\"; add pins.{name} = \"{}\")",
+                    entry.fingerprint
+                )),
+            };
+        }
+        match self.pin(identity, name) {
+            Some(p) if p.revoked => Verdict::Quarantined("an admin revoked trust in it; approve it again".into()),
+            Some(p) if p.removed => Verdict::Quarantined(
+                "it was removed from the server's list and came back; review it with `mcpd trust diff` and approve it"
+                    .into(),
+            ),
+            Some(p) if p.fingerprint == entry.fingerprint => Verdict::Trusted,
+            Some(p) => {
+                let fields = changed_fields(&p.definition, &entry.raw);
+                Verdict::Quarantined(format!(
+                    "its definition changed since it was approved ({} changed); review with `mcpd trust diff` and approve",
+                    if fields.is_empty() { "fingerprint".to_owned() } else { fields.join(", ") }
+                ))
+            }
+            None if cfg.trust == TrustMode::Approve => {
+                Verdict::Quarantined("it awaits approval (trust = \"approve\"): `mcpd trust approve`".into())
+            }
+            None if entry.blocks_auto_trust => Verdict::Quarantined(format!(
+                "the scanner flagged its definition, which blocks automatic trust: {}",
+                entry.findings.first().map(String::as_str).unwrap_or("see `mcpd trust list`")
+            )),
+            None => Verdict::Quarantined(
+                "it appeared after the server was first trusted; review it and `mcpd trust approve` it".into(),
+            ),
+        }
+    }
+
+    /// Bookkeeping for a fresh tool list of a server (before it is published): in `tofu`
+    /// mode first-seen clean tools are pinned; pinned tools missing from the list are marked
+    /// removed. Returns the tools that are quarantined now, with why.
+    pub async fn observe(&self, upstream: &Upstream, tools: &ServerTools) -> Vec<(String, String)> {
+        let cfg = &upstream.config;
+        let identity = &upstream.identity;
+        let mut writes = Vec::new();
+        if cfg.trust != TrustMode::Pinned {
+            let now = unix_ms();
+            // "First use" is the server's first listing (plus a short window, since servers
+            // register more tools right after the handshake); a tool that appears later,
+            // such as a rename, needs an approval like any other change.
+            let first_use = match self.first_trusted_ms(identity) {
+                None => true,
+                Some(at) => now.saturating_sub(at) < self.tofu_window_ms.load(Ordering::Relaxed),
+            };
+            if first_use && cfg.trust == TrustMode::Tofu && self.first_trusted_ms(identity).is_none() {
+                writes.push((
+                    key(identity, FIRST_USE),
+                    PinRecord {
+                        fingerprint: String::new(),
+                        definition: serde_json::Value::Null,
+                        by: "first-use".into(),
+                        unix_ms: now,
+                        removed: false,
+                        revoked: false,
+                    },
+                ));
+            }
+            for (name, entry) in &tools.tools {
+                let unseen = self.pin(identity, name).is_none();
+                if unseen && first_use && cfg.trust == TrustMode::Tofu && !entry.blocks_auto_trust {
+                    writes.push((
+                        key(identity, name),
+                        PinRecord {
+                            fingerprint: entry.fingerprint.clone(),
+                            definition: entry.raw.clone(),
+                            by: "tofu".into(),
+                            unix_ms: now,
+                            removed: false,
+                            revoked: false,
+                        },
+                    ));
+                }
+            }
+            // Pins of tools the server no longer lists: remember they went away.
+            let listed: HashSet<&str> = tools.tools.keys().map(String::as_str).collect();
+            let prefix = key(identity, "");
+            let gone: Vec<(String, Arc<PinRecord>)> = lock_read(&self.pins)
+                .iter()
+                .filter(|(k, p)| {
+                    !p.removed
+                        && k.strip_prefix(&prefix).is_some_and(|tool| !tool.starts_with('\0') && !listed.contains(tool))
+                })
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            for (k, p) in gone {
+                // A tool the filter hides is not "removed" by the server.
+                let tool = k.strip_prefix(&prefix).unwrap_or_default();
+                if !cfg.tools.allows(tool) {
+                    continue;
+                }
+                writes.push((k, PinRecord { removed: true, ..(*p).clone() }));
+            }
+        }
+        if !writes.is_empty()
+            && let Err(e) = self.commit(writes).await
+        {
+            // Fail closed: nothing new is trusted when the store cannot record it.
+            tracing::error!(server = %upstream.name, error = %e, "cannot record trust pins; new tools stay quarantined");
+        }
+        tools
+            .tools
+            .iter()
+            .filter_map(|(name, e)| match self.verdict(cfg, identity, e) {
+                Verdict::Trusted => None,
+                Verdict::Quarantined(why) => Some((name.clone(), why)),
+            })
+            .collect()
+    }
+
+    /// Writes to the store (flushed), then to memory.
+    async fn commit(&self, writes: Vec<(String, PinRecord)>) -> Result<(), StoreError> {
+        if let Some(store) = &self.store {
+            store.save_pins(writes.clone()).await?;
+        }
+        let mut pins = lock_write(&self.pins);
+        for (k, rec) in writes {
+            pins.insert(k, Arc::new(rec));
+        }
+        Ok(())
+    }
+
+    /// Pins the current definitions of `tool` (or every tool) of a server. The pin is on
+    /// disk before this returns.
+    pub async fn approve(
+        &self,
+        upstream: &Upstream,
+        tools: &ServerTools,
+        tool: Option<&str>,
+    ) -> Result<Vec<String>, TrustError> {
+        if upstream.config.trust == TrustMode::Pinned {
+            return Err(TrustError::PinnedByConfig(upstream.name.clone()));
+        }
+        let selected = select(upstream, tools, tool)?;
+        let now = unix_ms();
+        let writes: Vec<(String, PinRecord)> = selected
+            .iter()
+            .map(|e| {
+                (
+                    key(&upstream.identity, e.tool.name.as_ref()),
+                    PinRecord {
+                        fingerprint: e.fingerprint.clone(),
+                        definition: e.raw.clone(),
+                        by: "admin".into(),
+                        unix_ms: now,
+                        removed: false,
+                        revoked: false,
+                    },
+                )
+            })
+            .collect();
+        self.commit(writes).await?;
+        Ok(selected.iter().map(|e| e.qualified_name()).collect())
+    }
+
+    /// Revokes trust in `tool` (or every tool) of a server until approved again.
+    pub async fn revoke(
+        &self,
+        upstream: &Upstream,
+        tools: &ServerTools,
+        tool: Option<&str>,
+    ) -> Result<Vec<String>, TrustError> {
+        if upstream.config.trust == TrustMode::Pinned {
+            return Err(TrustError::PinnedByConfig(upstream.name.clone()));
+        }
+        let selected = select(upstream, tools, tool)?;
+        let now = unix_ms();
+        let writes: Vec<(String, PinRecord)> = selected
+            .iter()
+            .map(|e| {
+                let k = key(&upstream.identity, e.tool.name.as_ref());
+                let base = self.pin(&upstream.identity, e.tool.name.as_ref());
+                let rec = match base {
+                    Some(p) => PinRecord { revoked: true, by: "admin".into(), unix_ms: now, ..(*p).clone() },
+                    None => PinRecord {
+                        fingerprint: String::new(),
+                        definition: serde_json::Value::Null,
+                        by: "admin".into(),
+                        unix_ms: now,
+                        removed: false,
+                        revoked: true,
+                    },
+                };
+                (k, rec)
+            })
+            .collect();
+        self.commit(writes).await?;
+        Ok(selected.iter().map(|e| e.qualified_name()).collect())
+    }
+
+    /// One line of `mcpd trust list`.
+    pub fn describe(&self, upstream: &Upstream, entry: &ToolEntry) -> TrustInfo {
+        let cfg = &upstream.config;
+        let verdict = self.verdict(cfg, &upstream.identity, entry);
+        let (pinned, by, at) = if cfg.trust == TrustMode::Pinned {
+            (cfg.pins.get(entry.tool.name.as_ref()).cloned().unwrap_or_default(), "config".to_owned(), 0)
+        } else {
+            match self.pin(&upstream.identity, entry.tool.name.as_ref()) {
+                Some(p) => (p.fingerprint.clone(), p.by.clone(), p.unix_ms),
+                None => (String::new(), String::new(), 0),
+            }
+        };
+        TrustInfo { verdict, pinned_fingerprint: pinned, approved_by: by, approved_unix_ms: at }
+    }
+
+    /// The approved definition against the current one.
+    pub fn diff(&self, upstream: &Upstream, entry: &ToolEntry) -> TrustDiff {
+        let old = self
+            .pin(&upstream.identity, entry.tool.name.as_ref())
+            .map(|p| p.definition.clone())
+            .filter(|d| !d.is_null());
+        let new_text = pretty_canonical(&entry.raw);
+        let old_text = old.as_ref().map(pretty_canonical).unwrap_or_default();
+        let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .context_radius(3)
+            .header("approved", "current")
+            .to_string();
+        let changed = old.as_ref().map(|o| changed_fields(o, &entry.raw)).unwrap_or_default();
+        TrustDiff { old_json: old_text, new_json: new_text, diff, changed_fields: changed }
+    }
+}
+
+/// What `mcpd trust list` shows for one tool.
+#[derive(Debug, Clone)]
+pub struct TrustInfo {
+    pub verdict: Verdict,
+    pub pinned_fingerprint: String,
+    pub approved_by: String,
+    pub approved_unix_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrustDiff {
+    pub old_json: String,
+    pub new_json: String,
+    pub diff: String,
+    pub changed_fields: Vec<String>,
+}
+
+fn select<'a>(
+    upstream: &Upstream,
+    tools: &'a ServerTools,
+    tool: Option<&str>,
+) -> Result<Vec<&'a Arc<ToolEntry>>, TrustError> {
+    match tool {
+        Some(t) => tools
+            .tools
+            .get(t)
+            .map(|e| vec![e])
+            .ok_or_else(|| TrustError::NoSuchTool { server: upstream.name.clone(), tool: t.to_owned() }),
+        None => Ok(tools.tools.values().collect()),
+    }
+}
