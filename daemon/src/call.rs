@@ -12,8 +12,12 @@ use rmcp::{
 };
 use tokio::sync::mpsc;
 
+use std::collections::BTreeMap;
+
 use crate::{
+    config::PipelineConfig,
     error::CallError,
+    pipeline::{CallFuture, PipelineError, StepEvent, StepOutput, ToolCaller},
     policy::{Policy, Refusal},
     registry::{Registry, ToolEntry},
     supervisor::Supervisor,
@@ -64,6 +68,10 @@ impl Drop for CancelOnDrop {
 /// What a call needs from the daemon.
 pub struct CallEnv<'a> {
     pub registry: &'a Registry,
+    /// Answers what a stateless-era server asks for mid-call (`input_required`).
+    pub requests: &'a crate::requests::ServerRequests,
+    /// `[[pipelines]]`, callable as `pipeline.NAME`.
+    pub pipelines: &'a BTreeMap<String, PipelineConfig>,
     pub supervisor: &'a Supervisor,
     pub trust: &'a Trust,
     pub policy: &'a Policy,
@@ -150,6 +158,9 @@ pub async fn call_tool(
     req: CallRequest<'_>,
     progress: Option<mpsc::Sender<ProgressNotificationParam>>,
 ) -> Result<CallOutcome, CallError> {
+    if let Some(name) = req.name.strip_prefix("pipeline.") {
+        return call_pipeline(env, req, name, None).await;
+    }
     let started = tokio::time::Instant::now();
     let qualified = req.name;
     let Authorized { upstream, entry, arguments } = authorize(env, &req)?;
@@ -164,53 +175,170 @@ pub async fn call_tool(
         .map_err(|_| CallError::Busy { server: server.to_owned(), limit: upstream.config.max_concurrency })?
         .map_err(|_| unavailable())?;
 
-    let params = CallToolRequestParams::new(entry.tool.name.clone()).with_arguments(arguments);
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    // rmcp sends notifications/cancelled itself when this timeout fires.
-    let handle = peer
-        .send_request_with_option(request, PeerRequestOptions::with_timeout(remaining))
-        .await
-        .map_err(|e| lost(server, e))?;
-    let token = handle.progress_token.clone();
-    if let Some(tx) = progress {
-        upstream.watch_progress(token.clone(), tx);
-    }
-    let mut guard = CancelOnDrop { peer: peer.clone(), id: Some(handle.id.clone()) };
-    let response = handle.await_response().await;
-    guard.id = None;
-    upstream.unwatch_progress(&token);
+    let mut params = CallToolRequestParams::new(entry.tool.name.clone()).with_arguments(arguments);
+    // Stateless era (MRTR): the server may answer `input_required` with requests to fulfil
+    // (sampling, elicitation, roots); mcpd answers them like their session-era forms and
+    // retries with the answers and the server's opaque state, a bounded number of rounds.
+    let mut rounds = 0usize;
+    let result = loop {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // rmcp sends notifications/cancelled itself when this timeout fires.
+        let handle = peer
+            .send_request_with_option(request, PeerRequestOptions::with_timeout(remaining))
+            .await
+            .map_err(|e| lost(server, e))?;
+        let token = handle.progress_token.clone();
+        if let Some(tx) = &progress {
+            upstream.watch_progress(token.clone(), tx.clone());
+        }
+        let mut guard = CancelOnDrop { peer: peer.clone(), id: Some(handle.id.clone()) };
+        let response = handle.await_response().await;
+        guard.id = None;
+        upstream.unwatch_progress(&token);
 
-    let result = match response {
-        Ok(ServerResult::CallToolResult(r)) => r,
-        Ok(ServerResult::InputRequiredResult(_)) => {
-            return Err(CallError::Protocol {
-                server: server.to_owned(),
-                what: "the server asked for input (input_required) during a tool call, which this call path does not answer".into(),
-            });
+        match response {
+            Ok(ServerResult::CallToolResult(r)) => break r,
+            Ok(ServerResult::InputRequiredResult(ir)) => {
+                rounds += 1;
+                if rounds > crate::requests::MAX_MRTR_ROUNDS {
+                    return Err(CallError::Protocol {
+                        server: server.to_owned(),
+                        what: format!(
+                            "the server kept asking for input after {} rounds",
+                            crate::requests::MAX_MRTR_ROUNDS
+                        ),
+                    });
+                }
+                let asked = serde_json::to_value(&ir.input_requests).unwrap_or(serde_json::Value::Null);
+                let answers = tokio::time::timeout_at(deadline, env.requests.fulfil(&upstream, &asked))
+                    .await
+                    .map_err(|_| CallError::Deadline { tool: qualified.to_owned(), timeout })?
+                    .map_err(|e| CallError::InputRefused {
+                        tool: qualified.to_owned(),
+                        reason: e.message.to_string(),
+                    })?;
+                params.input_responses = (!answers.is_empty()).then_some(answers);
+                // Opaque and untrusted: echoed verbatim, never inspected.
+                params.request_state = ir.request_state;
+            }
+            Ok(other) => {
+                return Err(CallError::Protocol {
+                    server: server.to_owned(),
+                    what: format!("expected a tool result, got {}", result_kind(&other)),
+                });
+            }
+            Err(ServiceError::Timeout { .. }) => {
+                return Err(CallError::Deadline { tool: qualified.to_owned(), timeout });
+            }
+            Err(ServiceError::McpError(e)) => {
+                return Err(CallError::Upstream {
+                    server: server.to_owned(),
+                    code: e.code.0,
+                    message: e.message.to_string(),
+                });
+            }
+            Err(e) => return Err(lost(server, e)),
         }
-        Ok(other) => {
-            return Err(CallError::Protocol {
-                server: server.to_owned(),
-                what: format!("expected a tool result, got {}", result_kind(&other)),
-            });
-        }
-        Err(ServiceError::Timeout { .. }) => {
-            return Err(CallError::Deadline { tool: qualified.to_owned(), timeout });
-        }
-        Err(ServiceError::McpError(e)) => {
-            return Err(CallError::Upstream {
-                server: server.to_owned(),
-                code: e.code.0,
-                message: e.message.to_string(),
-            });
-        }
-        Err(e) => return Err(lost(server, e)),
     };
     let (mut result, truncated, original_bytes) = bound_result(result, env.max_result_bytes);
     let redactions = if upstream.config.redact_secrets { redact_result(&mut result) } else { 0 };
     Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed(), redactions })
 }
+
+/// Calls the engine's leaf tools through the normal call path (trust, policy, validation,
+/// deadlines, redaction) on behalf of a pipeline.
+struct PipelineCaller<'e> {
+    env: &'e CallEnv<'e>,
+    app: String,
+    deadline: tokio::time::Instant,
+}
+
+impl ToolCaller for PipelineCaller<'_> {
+    fn call<'a>(&'a self, tool: &'a str, args: serde_json::Value, _depth: u32) -> CallFuture<'a> {
+        Box::pin(async move {
+            let remaining = self.deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err("the pipeline's deadline passed".to_owned());
+            }
+            let args = args.to_string();
+            let req = CallRequest {
+                name: tool,
+                arguments_json: &args,
+                timeout: Some(remaining),
+                confirm: false,
+                app: &self.app,
+            };
+            match Box::pin(call_tool(self.env, req, None)).await {
+                Ok(o) => Ok(StepOutput {
+                    content: serde_json::to_value(&o.result.content).unwrap_or(serde_json::Value::Null),
+                    structured: o.result.structured_content.clone(),
+                    is_error: o.result.is_error.unwrap_or(false),
+                }),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// Runs `pipeline.NAME` as a tool call: its result is the last step's output, with every
+/// step's record under `structuredContent.steps`.
+pub async fn call_pipeline(
+    env: &CallEnv<'_>,
+    req: CallRequest<'_>,
+    name: &str,
+    events: Option<mpsc::Sender<StepEvent>>,
+) -> Result<CallOutcome, CallError> {
+    let started = tokio::time::Instant::now();
+    let Some(p) = env.pipelines.get(name) else {
+        return Err(CallError::NoSuchTool { name: req.name.to_owned(), suggestion: None });
+    };
+    let input = match parse_arguments(req.arguments_json)? {
+        m if m.is_empty() => serde_json::Value::Object(m),
+        m => serde_json::Value::Object(m),
+    };
+    let timeout = req.timeout.unwrap_or(PIPELINE_TIMEOUT);
+    let caller = PipelineCaller { env, app: format!("{} via pipeline.{name}", req.app), deadline: started + timeout };
+    let run = tokio::time::timeout(timeout, crate::pipeline::run(p, env.pipelines, input, &caller, 0, events))
+        .await
+        .map_err(|_| CallError::Deadline { tool: req.name.to_owned(), timeout })?;
+    match run {
+        Ok(done) => {
+            let mut structured = match done.output.structured {
+                Some(serde_json::Value::Object(m)) => m,
+                Some(other) => {
+                    let mut m = serde_json::Map::new();
+                    m.insert("output".into(), other);
+                    m
+                }
+                None => serde_json::Map::new(),
+            };
+            structured.insert("steps".into(), done.steps);
+            let content: Vec<ContentBlock> = serde_json::from_value(done.output.content).unwrap_or_default();
+            let mut result = CallToolResult::success(content);
+            result.structured_content = Some(serde_json::Value::Object(structured));
+            result.is_error = Some(done.output.is_error);
+            let (result, truncated, original_bytes) = bound_result(result, env.max_result_bytes);
+            Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed(), redactions: 0 })
+        }
+        // A step's failure is the pipeline's answer, not a transport error: callers (and
+        // models) read which step failed and why, with what the earlier steps produced.
+        Err(e) => {
+            let mut result = CallToolResult::error(vec![ContentBlock::text(e.to_string())]);
+            if let Some(steps) = e.steps() {
+                result.structured_content = Some(serde_json::json!({ "steps": steps }));
+            }
+            if matches!(e.innermost(), PipelineError::InvalidInput { .. }) {
+                return Err(CallError::InvalidArguments { tool: req.name.to_owned(), details: e.to_string() });
+            }
+            let (result, truncated, original_bytes) = bound_result(result, env.max_result_bytes);
+            Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed(), redactions: 0 })
+        }
+    }
+}
+
+/// A pipeline without a caller deadline gets this long in all.
+const PIPELINE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Replaces secrets in text blocks and structured content; returns how many were removed.
 fn redact_result(result: &mut CallToolResult) -> u32 {

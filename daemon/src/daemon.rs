@@ -18,6 +18,8 @@ use crate::{
     policy::Policy,
     reaper::Reaper,
     registry::Registry,
+    requests::ServerRequests,
+    sampling::Sampler,
     session::SessionContext,
     store::{Store, StoreError},
     supervisor::Supervisor,
@@ -41,6 +43,11 @@ pub struct Daemon {
     pub cache: ResourceCache,
     pub metrics: Arc<Metrics>,
     pub trust: Arc<Trust>,
+    /// `[llm.NAME]` providers; swapped whole on reload.
+    pub providers: Arc<arc_swap::ArcSwap<std::collections::BTreeMap<String, crate::llm::Provider>>>,
+    pub requests: Arc<ServerRequests>,
+    /// `[[pipelines]]`; swapped whole on reload (and republished as `pipeline.NAME` tools).
+    pub pipelines: arc_swap::ArcSwap<std::collections::BTreeMap<String, crate::config::PipelineConfig>>,
     /// Rate limits; swapped whole on reload.
     pub policy: arc_swap::ArcSwap<Policy>,
     pub store: Option<Store>,
@@ -97,6 +104,9 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let attachments = Arc::new(Attachments::default());
     let cache = ResourceCache::new(config.daemon.resource_cache_bytes as u64);
     let audit_max = Arc::new(std::sync::atomic::AtomicUsize::new(config.daemon.audit_max_entries));
+    let providers = Arc::new(arc_swap::ArcSwap::from_pointee(build_providers(&config)));
+    let sampler = Arc::new(Sampler::new(providers.clone(), attachments.clone(), &config));
+    let requests = Arc::new(ServerRequests { attachments: attachments.clone(), sampler });
     let trust_store = store.clone();
     let trust =
         Arc::new(tokio::task::spawn_blocking(move || Trust::load(Some(trust_store))).await.map_err(StoreError::from)??);
@@ -108,6 +118,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         cache: cache.clone(),
         metrics: metrics.clone(),
         trust: trust.clone(),
+        requests: requests.clone(),
         store: Some(store.clone()),
         reaper,
     };
@@ -126,6 +137,9 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         metrics: metrics.clone(),
         trust,
         policy: arc_swap::ArcSwap::from_pointee(Policy::from_config(&config)),
+        providers,
+        requests,
+        pipelines: arc_swap::ArcSwap::from_pointee(config.pipelines.clone()),
         store: Some(store.clone()),
         audit: Some(store.start_audit(audit_max.clone())),
         audit_max_entries: audit_max,
@@ -139,6 +153,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
 
     let report = daemon.supervisor.apply(&config).await;
+    publish_pipelines(&daemon.registry, &config).await;
     tracing::info!(servers = report.added.len(), socket = %opts.socket.display(), "mcpd serving");
 
     let api_stop = CancellationToken::new();
@@ -249,6 +264,10 @@ impl Daemon {
                     .store(next.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 // Limits start afresh with the new config (a reload is rare; a burst after it is fine).
                 self.policy.store(Arc::new(Policy::from_config(&next)));
+                self.providers.store(Arc::new(build_providers(&next)));
+                self.pipelines.store(Arc::new(next.pipelines.clone()));
+                publish_pipelines(&self.registry, &next).await;
+                self.requests.sampler.apply(&next);
                 let needs_restart = restart_only_changes(&current, &next);
                 tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
                 *current = next;
@@ -268,6 +287,51 @@ impl Daemon {
         notify_systemd(&[sd_notify::NotifyState::Ready]);
         outcome
     }
+}
+
+/// Puts every pipeline in the registry as the virtual tool `pipeline.NAME`.
+async fn publish_pipelines(registry: &Arc<Registry>, cfg: &Config) {
+    let tools: Vec<rmcp::model::Tool> = cfg
+        .pipelines
+        .values()
+        .filter_map(|p| serde_json::from_value(crate::pipeline::tool_definition(p)).ok())
+        .collect();
+    if tools.is_empty() {
+        registry.remove(crate::config::PIPELINE_SERVER);
+        return;
+    }
+    let built = tokio::task::spawn_blocking(move || {
+        crate::registry::build_server_tools(
+            crate::config::PIPELINE_SERVER,
+            "pipeline|config",
+            tools,
+            &crate::config::ToolFilter::default(),
+            &[],
+            false,
+        )
+    })
+    .await;
+    if let Ok((st, warnings)) = built {
+        for w in warnings {
+            tracing::warn!(server = "pipeline", "{w}");
+        }
+        registry.publish(crate::config::PIPELINE_SERVER, st);
+    }
+}
+
+/// Builds the `[llm.NAME]` providers; one that cannot be built is logged and left out
+/// (validation already caught what the config can say wrong).
+fn build_providers(cfg: &Config) -> std::collections::BTreeMap<String, crate::llm::Provider> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, p) in &cfg.llm {
+        match crate::llm::Provider::new(p) {
+            Ok(provider) => {
+                out.insert(name.clone(), provider);
+            }
+            Err(e) => tracing::error!(provider = %name, error = %e, "cannot set up LLM provider"),
+        }
+    }
+    out
 }
 
 /// `[daemon]` settings that a running daemon cannot change in place.

@@ -33,6 +33,8 @@ pub enum CallError {
     Quarantined { tool: String, reason: String },
     #[error("{tool} is denied: {why}")]
     Denied { tool: String, why: String },
+    #[error("{tool} needed input that mcpd refused to give: {reason}")]
+    InputRefused { tool: String, reason: String },
     #[error("rate limit {rate} for {scope} exceeded; retry in {}ms", .retry_after.as_millis().max(1))]
     RateLimited { scope: String, rate: String, retry_after: Duration },
 }

@@ -21,6 +21,12 @@ pub enum EventKind {
     Quarantined,
     /// An admin approved or revoked a tool (message: `server.tool approved|revoked`).
     TrustChanged,
+    /// A server's sampling request was refused (message: why).
+    SamplingRefused,
+    /// An elicitation was declined by mcpd's rules (message: why).
+    ElicitationDeclined,
+    /// A URL-mode elicitation finished (message: its elicitationId).
+    ElicitationComplete,
 }
 
 impl EventKind {
@@ -35,6 +41,9 @@ impl EventKind {
             EventKind::PromptsChanged => "prompts_changed",
             EventKind::Quarantined => "quarantined",
             EventKind::TrustChanged => "trust_changed",
+            EventKind::SamplingRefused => "sampling_refused",
+            EventKind::ElicitationDeclined => "elicitation_declined",
+            EventKind::ElicitationComplete => "elicitation_complete",
         }
     }
 }

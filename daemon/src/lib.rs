@@ -11,6 +11,7 @@
 //!   groups when the daemon dies. [`daemon`]: wiring, signals, shutdown.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod attach;
 pub mod backoff;
@@ -25,11 +26,14 @@ pub mod integrity;
 pub mod limit;
 pub mod llm;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy;
 pub mod reaper;
 pub mod redact;
 pub mod registry;
+pub mod requests;
 pub mod resource;
+pub mod sampling;
 pub mod session;
 pub mod store;
 pub mod supervisor;

@@ -10,9 +10,10 @@ use rmcp::{
     ClientHandler, ErrorData,
     model::{
         ClientCapabilities, ClientConfig, ClientRequest, CreateMessageRequestParams, CreateMessageResult,
-        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability, ErrorCode,
-        FormElicitationCapability, Implementation, PaginatedRequestParams, PingRequest, ProgressNotificationParam,
-        ProtocolVersion, ResourceUpdatedNotificationParam, SamplingCapability, Tool, UrlElicitationCapability,
+        CustomNotification, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+        FormElicitationCapability, Implementation, ListRootsResult, PaginatedRequestParams, PingRequest,
+        ProgressNotificationParam, ProtocolVersion, ResourceUpdatedNotificationParam, RootsCapabilities,
+        SamplingCapability, Tool, UrlElicitationCapability,
     },
     service::{
         ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RoleClient, RunningService,
@@ -23,13 +24,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    attach::{Attachments, DEFAULT_REPLY_TIMEOUT, RequestKind},
+    attach::Attachments,
     backoff::{Backoff, CrashLoopBreaker},
     cache::ResourceCache,
     config::{ProtocolPref, TransportConfig},
     event::EventKind,
     reaper::Reaper,
     registry::{Registry, build_server_tools},
+    requests::ServerRequests,
     resource,
     store::{Store, StoredTools},
     transport::{self, AnyTransport, limit::FaultSlot, stdio::StdioChild},
@@ -55,6 +57,7 @@ pub struct SessionContext {
     pub cache: ResourceCache,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub trust: Arc<crate::trust::Trust>,
+    pub requests: Arc<ServerRequests>,
     pub store: Option<Store>,
     pub reaper: Option<Reaper>,
 }
@@ -64,7 +67,7 @@ pub struct SessionContext {
 #[derive(Clone)]
 pub struct Handler {
     upstream: Arc<Upstream>,
-    attachments: Arc<Attachments>,
+    requests: Arc<ServerRequests>,
     cache: ResourceCache,
     /// The version offered in `initialize` (session era).
     offer: ProtocolVersion,
@@ -99,21 +102,13 @@ impl ClientHandler for Handler {
         request: ElicitRequestParams,
         _: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let server = &self.upstream.name;
         let params = serde_json::to_value(&request).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        match self.attachments.route(server, RequestKind::Elicitation, params, DEFAULT_REPLY_TIMEOUT).await {
-            Ok(v) => serde_json::from_value(v).map_err(|e| {
-                ErrorData::internal_error(
-                    format!("the attached application answered with an invalid result: {e}"),
-                    None,
-                )
-            }),
-            Err(e) => {
-                // With nobody to ask, or nobody answering, the safe answer is "no".
-                tracing::info!(server = %server, reason = %e, "elicitation declined");
-                Ok(ElicitResult::new(ElicitationAction::Decline))
-            }
-        }
+        let answer = self.requests.elicit(&self.upstream, params).await;
+        Ok(serde_json::from_value(answer).unwrap_or_else(|e| {
+            // An app that answers with garbage is treated like one that said no.
+            tracing::warn!(server = %self.upstream.name, error = %e, "invalid elicitation answer from the app; declining");
+            ElicitResult::new(ElicitationAction::Decline)
+        }))
     }
 
     async fn create_message(
@@ -121,16 +116,28 @@ impl ClientHandler for Handler {
         params: CreateMessageRequestParams,
         _: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        let server = &self.upstream.name;
         let params = serde_json::to_value(&params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        match self.attachments.route(server, RequestKind::Sampling, params, DEFAULT_REPLY_TIMEOUT).await {
-            Ok(v) => serde_json::from_value(v).map_err(|e| {
-                ErrorData::internal_error(
-                    format!("the attached application answered with an invalid result: {e}"),
-                    None,
-                )
-            }),
-            Err(e) => Err(ErrorData::new(ErrorCode(-1), format!("sampling request refused by mcpd: {e}"), None)),
+        let v = self.requests.sample(&self.upstream, params).await?;
+        serde_json::from_value(v)
+            .map_err(|e| ErrorData::internal_error(format!("the sampling answer is not a valid result: {e}"), None))
+    }
+
+    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
+        serde_json::from_value(self.requests.roots(&self.upstream))
+            .map_err(|e| ErrorData::internal_error(format!("roots: {e}"), None))
+    }
+
+    async fn on_custom_notification(&self, n: CustomNotification, _: NotificationContext<RoleClient>) {
+        // URL-mode elicitation: the server says the out-of-band interaction finished.
+        if n.method == "notifications/elicitation/complete" {
+            let id = n
+                .params
+                .as_ref()
+                .and_then(|p| p.get("elicitationId"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            self.upstream.events.emit(&self.upstream.name, EventKind::ElicitationComplete, None, id);
         }
     }
 
@@ -145,7 +152,13 @@ impl ClientHandler for Handler {
                 .with_form(FormElicitationCapability::default())
                 .with_url(UrlElicitationCapability::new()),
         );
-        caps.sampling = Some(SamplingCapability::default());
+        // Sampling with tools (2025-11-25): mcpd maps tools and toolChoice to the provider.
+        let mut sampling = SamplingCapability::default();
+        sampling.tools = Some(serde_json::Map::new());
+        caps.sampling = Some(sampling);
+        let mut roots = RootsCapabilities::default();
+        roots.list_changed = Some(true);
+        caps.roots = Some(roots);
         ClientConfig::new(caps, info).with_protocol_version(self.offer.clone())
     }
 }
@@ -376,7 +389,7 @@ async fn connect_with(
         p => known_version(p.as_str()),
     };
     let handler =
-        Handler { upstream: upstream.clone(), attachments: ctx.attachments.clone(), cache: ctx.cache.clone(), offer };
+        Handler { upstream: upstream.clone(), requests: ctx.requests.clone(), cache: ctx.cache.clone(), offer };
     let result = tokio::time::timeout(cfg.connect_timeout, handler.serve_with_lifecycle(transport, mode)).await;
     let service = match result {
         Ok(Ok(s)) => s,

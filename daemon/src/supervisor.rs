@@ -62,13 +62,23 @@ impl Supervisor {
         let mut report = ApplyReport::default();
         let mut to_stop = Vec::new();
         let mut to_start = Vec::new();
+        let mut new_roots = Vec::new();
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             let names: Vec<String> = running.keys().cloned().collect();
             for name in names {
+                let current = running[&name].upstream.clone();
                 let changed = match config.servers.get(&name) {
                     None => false,
-                    Some(new) if *new != *running[&name].upstream.config => true,
+                    // Only the roots changed: tell the server instead of restarting it.
+                    Some(new) if only_roots_differ(new, &current.config) => {
+                        if new.roots != *current.roots() {
+                            new_roots.push((current, new.roots.clone()));
+                            report.changed.push(name);
+                        }
+                        continue;
+                    }
+                    Some(new) if *new != *current.config => true,
                     Some(_) => continue,
                 };
                 if let Some(r) = running.remove(&name) {
@@ -84,6 +94,10 @@ impl Supervisor {
                     to_start.push(cfg.clone());
                 }
             }
+        }
+        for (upstream, roots) in new_roots {
+            tracing::info!(server = %upstream.name, "roots changed; sending roots/list_changed");
+            upstream.set_roots(roots).await;
         }
         // Old sessions go first, so a changed server never runs twice at once.
         futures::future::join_all(to_stop.into_iter().map(|r| stop(r, Duration::from_secs(30)))).await;
@@ -123,6 +137,13 @@ impl Supervisor {
         let waits = all.into_iter().map(|r| stop(r, grace));
         futures::future::join_all(waits).await;
     }
+}
+
+/// Whether two configs of a server differ in nothing but `roots`.
+fn only_roots_differ(new: &crate::config::ServerConfig, old: &crate::config::ServerConfig) -> bool {
+    let mut probe = new.clone();
+    probe.roots = old.roots.clone();
+    probe == *old
 }
 
 async fn stop(r: Running, grace: Duration) {

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rmcp::{
     model::{ProgressNotificationParam, ProgressToken},
     service::{Peer, RoleClient},
@@ -108,6 +108,8 @@ pub struct Upstream {
     subscriptions: Mutex<BTreeSet<String>>,
     /// Poked when `subscriptions` grows (the stateless-era listen stream re-opens).
     pub subscriptions_changed: Notify,
+    /// Roots offered to the server; replaced in place when only they change on reload.
+    roots: ArcSwap<Vec<String>>,
     /// (tool, fingerprint) quarantined at the last refresh, so each quarantine is announced once.
     quarantined: Mutex<HashSet<(String, String)>>,
     pub events: EventBus,
@@ -127,6 +129,7 @@ impl Upstream {
             state: if config.enabled { ServerState::Starting } else { ServerState::Disabled },
             ..Default::default()
         };
+        let roots = ArcSwap::from_pointee(config.roots.clone());
         Self {
             name: config.name.clone(),
             identity: identity(&config),
@@ -140,6 +143,7 @@ impl Upstream {
             subscriptions: Mutex::new(BTreeSet::new()),
             subscriptions_changed: Notify::new(),
             quarantined: Mutex::new(HashSet::new()),
+            roots,
             events,
         }
     }
@@ -231,6 +235,20 @@ impl Upstream {
         let fresh = now.difference(&prev).map(|(t, _)| t.clone()).collect();
         *prev = now;
         fresh
+    }
+
+    pub fn roots(&self) -> Arc<Vec<String>> {
+        self.roots.load_full()
+    }
+
+    /// Replaces the roots and tells a connected server (`notifications/roots/list_changed`).
+    pub async fn set_roots(&self, roots: Vec<String>) {
+        self.roots.store(Arc::new(roots));
+        if let Some(peer) = self.peer()
+            && let Err(e) = peer.notify_roots_list_changed().await
+        {
+            tracing::debug!(server = %self.name, error = %e, "cannot send roots/list_changed");
+        }
     }
 
     pub fn subscriptions(&self) -> Vec<String> {

@@ -364,6 +364,29 @@ impl Client {
         Ok(self.inner.audit(req).await?.into_inner().records)
     }
 
+    /// Starts an agent run; read its events from the stream (dropping it cancels the run).
+    pub async fn run_agent(
+        &mut self,
+        req: proto::RunAgentRequest,
+    ) -> Result<tonic::Streaming<proto::AgentEvent>, ClientError> {
+        let req = self.request(req);
+        Ok(self.inner.run_agent(req).await?.into_inner())
+    }
+
+    /// Runs a pipeline; its step events then its result arrive on the stream.
+    pub async fn run_pipeline(
+        &mut self,
+        name: &str,
+        arguments_json: &str,
+    ) -> Result<tonic::Streaming<proto::PipelineEvent>, ClientError> {
+        let req = self.request(proto::RunPipelineRequest {
+            name: name.to_owned(),
+            arguments_json: arguments_json.to_owned(),
+            timeout_ms: 0,
+        });
+        Ok(self.inner.run_pipeline(req).await?.into_inner())
+    }
+
     /// The raw generated client, for RPCs this wrapper does not cover yet.
     pub fn raw(&mut self) -> &mut McpdClient<Channel> {
         &mut self.inner

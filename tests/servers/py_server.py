@@ -19,6 +19,9 @@ per-request `_meta`).
 Tools:     echo(text) -> text; add(a, b) -> a+b (structured output);
            slow(ms) -> "done" after sleeping ms; whoami() -> negotiated protocol version.
            touch(uri) -> "touched", announcing a resource update to subscriptions/listen streams;
+           ask_llm(prompt) -> the client's model's answer (sampling with a tool, both eras);
+           ask_user() -> "hello NAME (AGE)" or the declining action (form elicitation, both eras);
+           ask_password() -> must be declined by a careful client;
            open_widget() -> "opened" (MCP Apps: `_meta.ui` links ui://widget/app.html, visible to the app only).
 Resources: test://greeting  ("hello", text/plain)
            test://counter   (how many times it was read: "1", "2", ...)
@@ -32,12 +35,25 @@ SDK's, 0 = immediately stale).
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import sys
+from typing import Annotated
+
+import mcp_types as types
+from pydantic import BaseModel
 
 import anyio
 from mcp.server.caching import CacheHint
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import (
+    AcceptedElicitation,
+    Context,
+    Elicit,
+    ElicitationResult,
+    MCPServer,
+    Resolve,
+    Sample,
+)
 
 
 def _read_ttl_ms(argv: list[str]) -> int | None:
@@ -118,6 +134,69 @@ def open_widget() -> str:
 async def touch(uri: str, ctx: Context) -> str:
     await ctx.notify_resource_updated(uri)
     return "touched"
+
+
+WEATHER_TOOL = types.Tool(
+    name="get_weather",
+    description="Current weather for a city.",
+    input_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+def _ask_model(prompt: str) -> Sample:
+    # Works in both eras: a standalone sampling/createMessage request up to 2025-11-25, an
+    # `input_required` round in 2026-07-28; the SDK picks by the negotiated version.
+    return Sample(
+        [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))],
+        max_tokens=200,
+        tools=[WEATHER_TOOL],
+        tool_choice=types.ToolChoice(mode="auto"),
+    )
+
+
+@server.tool(description="Ask the client's model (sampling, with a tool offered); returns its answer as JSON.")
+async def ask_llm(
+    prompt: str, answer: Annotated[types.CreateMessageResultWithTools, Resolve(_ask_model)]
+) -> str:
+    blocks = answer.content if isinstance(answer.content, list) else [answer.content]
+    out = []
+    for b in blocks:
+        if b.type == "text":
+            out.append({"text": b.text})
+        elif b.type == "tool_use":
+            out.append({"tool_use": b.name, "input": b.input})
+    return json.dumps({"model": answer.model, "stop": answer.stop_reason, "content": out})
+
+
+class Contact(BaseModel):
+    name: str
+    age: int = 0
+
+
+class Login(BaseModel):
+    password: str
+
+
+def _ask_contact() -> Elicit[Contact]:
+    return Elicit("Who are you?", Contact)
+
+
+def _ask_password() -> Elicit[Login]:
+    return Elicit("Your password, please.", Login)
+
+
+@server.tool(description="Ask the user who they are (elicitation, form mode).")
+async def ask_user(who: Annotated[ElicitationResult[Contact], Resolve(_ask_contact)]) -> str:
+    if isinstance(who, AcceptedElicitation):
+        return f"hello {who.data.name} ({who.data.age})"
+    return who.action
+
+
+@server.tool(description="Ask the user for a password (mcpd must decline this).")
+async def ask_password(login: Annotated[ElicitationResult[Login], Resolve(_ask_password)]) -> str:
+    if isinstance(login, AcceptedElicitation):
+        return "got a password"
+    return login.action
 
 
 @server.prompt(description="Greet someone by name.")

@@ -387,3 +387,111 @@ pub fn content(r: &proto::CallToolResponse) -> serde_json::Value {
 pub fn first_text(r: &proto::CallToolResponse) -> String {
     content(r)[0]["text"].as_str().unwrap_or_default().to_owned()
 }
+
+/// A running `mcpd-fake-llm` (killed on drop): a scripted OpenAI/Anthropic-format LLM server.
+/// The script format is in `mcpd-fake-llm --help` (tests/src/bin/fake_llm.rs).
+pub struct FakeLlm {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeLlm {
+    /// Starts the fake with `script` (a JSON array of steps) and no API key check.
+    pub fn start(script: serde_json::Value) -> Self {
+        Self::start_with(script, &[])
+    }
+
+    /// Starts the fake with `script` and extra arguments (e.g. `["--api-key", "k"]`), and waits
+    /// for its "listening" line to learn the port.
+    pub fn start_with(script: serde_json::Value, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script_path = dir.path().join("script.json");
+        std::fs::write(&script_path, script.to_string()).expect("write script");
+        let mut child = Command::new(workspace_bin("mcpd-fake-llm"))
+            .arg("--port")
+            .arg("0")
+            .arg("--script")
+            .arg(&script_path)
+            .args(args)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mcpd-fake-llm");
+        let stderr = child.stderr.take().expect("stderr pipe");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The reader keeps draining stderr after the first line so the fake never blocks on it.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.strip_prefix("fake-llm listening on http://127.0.0.1:")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port.trim().parse::<u16>().ok());
+                } else {
+                    eprintln!("mcpd-fake-llm: {line}");
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(port)) => port,
+            other => {
+                let _ = child.kill();
+                panic!("mcpd-fake-llm did not report its port: {other:?}");
+            }
+        };
+        Self { child, port, _dir: dir }
+    }
+
+    /// `base_url` for an `openai` provider (`http://127.0.0.1:PORT/v1`).
+    pub fn openai_base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// `base_url` for an `anthropic` provider (`http://127.0.0.1:PORT`).
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every chat request received so far (`GET /requests`).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.http("GET", "/requests", "");
+        assert_eq!(status, 200, "GET /requests: {body}");
+        serde_json::from_str(&body).expect("requests json")
+    }
+
+    /// Replaces the script and resets the step counter (`POST /script`).
+    pub fn set_script(&self, script: serde_json::Value) {
+        let (status, body) = self.http("POST", "/script", &script.to_string());
+        assert_eq!(status, 200, "POST /script: {body}");
+    }
+
+    /// A minimal blocking HTTP/1.1 exchange (the control endpoints are tiny and local).
+    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to mcpd-fake-llm");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send request");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read response");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
+        (status, body.to_owned())
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,6 +7,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    agent,
     attach::Hello,
     call::{self, CallOutcome},
     daemon::Daemon,
@@ -153,9 +154,51 @@ fn check_definition<T: serde::Serialize>(d: &Daemon, server: &str, kind: &str, d
     Checked { fingerprint, findings, sanitized: scan.sanitized }
 }
 
-fn call_env<'a>(d: &'a Daemon, policy: &'a crate::policy::Policy) -> call::CallEnv<'a> {
+fn agent_event_pb(run_id: &str, ev: agent::AgentEvent) -> pb::AgentEvent {
+    use pb::agent_event::Event;
+    let (iteration, event) = match ev {
+        agent::AgentEvent::ModelTurn { iteration, text, tool_calls, input_tokens, output_tokens } => {
+            (iteration, Event::ModelTurn(pb::AgentModelTurn { text, tool_calls, input_tokens, output_tokens }))
+        }
+        agent::AgentEvent::ToolCall { iteration, id, tool, arguments } => {
+            (iteration, Event::ToolCall(pb::AgentToolCall { id, tool, arguments_json: arguments.to_string() }))
+        }
+        agent::AgentEvent::ToolResult { iteration, id, tool, is_error, text } => {
+            (iteration, Event::ToolResult(pb::AgentToolResult { id, tool, is_error, text }))
+        }
+        agent::AgentEvent::FinalAnswer { iteration, text } => (iteration, Event::FinalAnswer(text)),
+        agent::AgentEvent::LimitReached { limit, detail } => {
+            (0, Event::LimitReached(pb::AgentLimit { limit: limit.into(), detail }))
+        }
+    };
+    pb::AgentEvent { run_id: run_id.to_owned(), iteration, event: Some(event) }
+}
+
+fn pipeline_event_pb(ev: crate::pipeline::StepEvent) -> pb::PipelineEvent {
+    use crate::pipeline::StepEvent;
+    let step = match ev {
+        StepEvent::Started { step, tool } => {
+            pb::PipelineStep { step, kind: "started".into(), tool, ok: true, detail: String::new() }
+        }
+        StepEvent::Finished { step, ok, detail } => {
+            pb::PipelineStep { step, kind: "finished".into(), tool: String::new(), ok, detail }
+        }
+        StepEvent::Skipped { step, why } => {
+            pb::PipelineStep { step, kind: "skipped".into(), tool: String::new(), ok: false, detail: why }
+        }
+    };
+    pb::PipelineEvent { event: Some(pb::pipeline_event::Event::Step(step)) }
+}
+
+fn call_env<'a>(
+    d: &'a Daemon,
+    policy: &'a crate::policy::Policy,
+    pipelines: &'a std::collections::BTreeMap<String, crate::config::PipelineConfig>,
+) -> call::CallEnv<'a> {
     call::CallEnv {
         registry: &d.registry,
+        requests: &d.requests,
+        pipelines,
         supervisor: &d.supervisor,
         trust: &d.trust,
         policy,
@@ -266,7 +309,7 @@ impl Mcpd for Api {
     async fn list_tools(&self, req: Request<pb::ListToolsRequest>) -> Result<Response<pb::ListToolsResponse>, Status> {
         let filter = req.into_inner().server;
         let d = &self.daemon;
-        if !filter.is_empty() && d.supervisor.upstream(&filter).is_none() {
+        if !filter.is_empty() && filter != crate::config::PIPELINE_SERVER && d.supervisor.upstream(&filter).is_none() {
             return Err(Status::not_found(format!("no server named {filter:?}")));
         }
         let snap = d.registry.snapshot();
@@ -274,11 +317,15 @@ impl Mcpd for Api {
             .iter()
             .filter(|(_, t)| filter.is_empty() || t.server == filter)
             .map(|(st, t)| {
-                let verdict = d
-                    .supervisor
-                    .upstream(&t.server)
-                    .map(|u| d.trust.verdict(&u.config, &u.identity, t))
-                    .unwrap_or(Verdict::Quarantined("its server is no longer configured".into()));
+                let verdict = if t.server == crate::config::PIPELINE_SERVER {
+                    // Pipelines are the admin's own config: trusted by definition.
+                    Verdict::Trusted
+                } else {
+                    d.supervisor
+                        .upstream(&t.server)
+                        .map(|u| d.trust.verdict(&u.config, &u.identity, t))
+                        .unwrap_or(Verdict::Quarantined("its server is no longer configured".into()))
+                };
                 (st, t, verdict)
             })
             .map(|(st, t, verdict)| pb::Tool {
@@ -312,7 +359,8 @@ impl Mcpd for Api {
         let d = &self.daemon;
         let started = tokio::time::Instant::now();
         let policy = d.policy.load();
-        let env = call_env(d, &policy);
+        let pipelines = d.pipelines.load();
+        let env = call_env(d, &policy, &pipelines);
         let res = call::call_tool(&env, call_request(&r, &app), None).await;
         record_call(d, &app, &r, started, &res);
         Ok(Response::new(outcome_pb(res?)))
@@ -332,7 +380,8 @@ impl Mcpd for Api {
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
             let policy = daemon.policy.load();
-            let env = call_env(&daemon, &policy);
+            let pipelines = daemon.pipelines.load();
+            let env = call_env(&daemon, &policy, &pipelines);
             let call = call::call_tool(&env, call_request(&r, &app), Some(p_tx));
             let mut call = std::pin::pin!(call);
             loop {
@@ -614,6 +663,120 @@ impl Mcpd for Api {
             })
             .collect();
         Ok(Response::new(pb::AuditResponse { records }))
+    }
+
+    type RunAgentStream = EventStream<pb::AgentEvent>;
+
+    async fn run_agent(&self, req: Request<pb::RunAgentRequest>) -> Result<Response<Self::RunAgentStream>, Status> {
+        let r = req.into_inner();
+        let d = self.daemon.clone();
+        // Refuse up front what cannot run, so the caller gets a status rather than a stream.
+        if r.task.trim().is_empty() {
+            return Err(Status::invalid_argument("the task is empty"));
+        }
+        agent::pick_provider(&d.providers.load(), &r.provider)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let spec = agent::AgentSpec {
+            task: r.task,
+            provider: r.provider,
+            model: r.model,
+            system: r.system,
+            servers: r.servers,
+            tools: r.tools,
+            max_iterations: r.max_iterations,
+            max_tool_calls: r.max_tool_calls,
+            max_tokens: r.max_tokens,
+            deadline: timeout_of(r.deadline_ms),
+        };
+        let run_id = agent::run_id();
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::AgentEvent, Status>>(agent::EVENT_QUEUE);
+        let (ev_tx, mut ev_rx) = mpsc::channel(agent::EVENT_QUEUE);
+        let cancel = d.stopping.child_token();
+        tracing::info!(run = %run_id, "agent run started");
+        tokio::spawn(async move {
+            let run = agent::run(d, spec, &run_id, ev_tx, cancel.clone());
+            let mut run = std::pin::pin!(run);
+            let result = loop {
+                tokio::select! {
+                    // The caller went away: stop the run; dropping it cancels its calls upstream.
+                    _ = out_tx.closed() => {
+                        cancel.cancel();
+                        tracing::info!(run = %run_id, "agent run cancelled: the caller went away");
+                        return;
+                    }
+                    Some(ev) = ev_rx.recv() => {
+                        if out_tx.send(Ok(agent_event_pb(&run_id, ev))).await.is_err() {
+                            cancel.cancel();
+                            return;
+                        }
+                    }
+                    res = &mut run => break res,
+                }
+            };
+            // Events sent just before the run returned.
+            while let Ok(ev) = ev_rx.try_recv() {
+                let _ = out_tx.send(Ok(agent_event_pb(&run_id, ev))).await;
+            }
+            if let Err(e) = result {
+                let status = match e {
+                    agent::AgentError::Cancelled => Status::cancelled(e.to_string()),
+                    agent::AgentError::Llm(_) => Status::unavailable(e.to_string()),
+                    _ => Status::failed_precondition(e.to_string()),
+                };
+                let _ = out_tx.send(Err(status)).await;
+            }
+            tracing::info!(run = %run_id, "agent run finished");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    type RunPipelineStream = EventStream<pb::PipelineEvent>;
+
+    async fn run_pipeline(
+        &self,
+        req: Request<pb::RunPipelineRequest>,
+    ) -> Result<Response<Self::RunPipelineStream>, Status> {
+        let app = app_of(&req);
+        let r = req.into_inner();
+        let d = self.daemon.clone();
+        if !d.pipelines.load().contains_key(&r.name) {
+            return Err(Status::not_found(format!("no pipeline named {:?}", r.name)));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::PipelineEvent, Status>>(PROGRESS_QUEUE);
+        let (ev_tx, mut ev_rx) = mpsc::channel(PROGRESS_QUEUE);
+        tokio::spawn(async move {
+            let policy = d.policy.load();
+            let pipelines = d.pipelines.load();
+            let env = call_env(&d, &policy, &pipelines);
+            let qualified = format!("pipeline.{}", r.name);
+            let req = call::CallRequest {
+                name: &qualified,
+                arguments_json: &r.arguments_json,
+                timeout: timeout_of(r.timeout_ms),
+                confirm: false,
+                app: &app,
+            };
+            let run = call::call_pipeline(&env, req, &r.name, Some(ev_tx));
+            let mut run = std::pin::pin!(run);
+            let res = loop {
+                tokio::select! {
+                    // The caller went away: dropping the run cancels its calls upstream.
+                    _ = out_tx.closed() => return,
+                    Some(ev) = ev_rx.recv() => {
+                        let _ = out_tx.send(Ok(pipeline_event_pb(ev))).await;
+                    }
+                    res = &mut run => break res,
+                }
+            };
+            while let Ok(ev) = ev_rx.try_recv() {
+                let _ = out_tx.send(Ok(pipeline_event_pb(ev))).await;
+            }
+            let msg = res
+                .map(|o| pb::PipelineEvent { event: Some(pb::pipeline_event::Event::Result(outcome_pb(o))) })
+                .map_err(Status::from);
+            let _ = out_tx.send(msg).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
     type AttachStream = EventStream<pb::AttachServerMessage>;

@@ -20,7 +20,7 @@ pub(super) fn code(e: &CallError) -> Code {
         CallError::Unavailable { .. } | CallError::ConnectionLost { .. } => Code::Unavailable,
         CallError::Busy { .. } => Code::ResourceExhausted,
         CallError::Unsupported { .. } | CallError::Quarantined { .. } => Code::FailedPrecondition,
-        CallError::Denied { .. } => Code::PermissionDenied,
+        CallError::Denied { .. } | CallError::InputRefused { .. } => Code::PermissionDenied,
         CallError::RateLimited { .. } => Code::ResourceExhausted,
         CallError::Deadline { .. } => Code::DeadlineExceeded,
         // The server answered, but with a JSON-RPC error: invalid params is the

@@ -70,6 +70,35 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Run a bounded agent loop: `mcpd agent "summarise the open issues"`.
+    Agent {
+        task: String,
+        /// `[llm.NAME]` (default: the first configured provider).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Override the provider's model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only tools of this server (repeatable).
+        #[arg(long = "server")]
+        servers: Vec<String>,
+        /// Only tools matching this `server.tool` glob (repeatable).
+        #[arg(long = "tool")]
+        tools: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        max_iterations: u32,
+        #[arg(long, default_value_t = 50)]
+        max_tool_calls: u32,
+        /// Token budget over the whole run (0 = none).
+        #[arg(long, default_value_t = 0)]
+        max_tokens: u64,
+        /// Deadline in seconds.
+        #[arg(long, default_value_t = 300.0)]
+        deadline: f64,
+        /// One JSON event per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Tool trust: list fingerprints and quarantines, diff, approve, revoke.
     Trust {
         #[command(subcommand)]
@@ -347,6 +376,49 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                     _ = tokio::time::sleep(every) => {}
                     _ = tokio::signal::ctrl_c() => break,
                 }
+            }
+        }
+        Command::Agent {
+            task,
+            provider,
+            model,
+            servers,
+            tools,
+            max_iterations,
+            max_tool_calls,
+            max_tokens,
+            deadline,
+            json,
+        } => {
+            if !(deadline.is_finite() && deadline > 0.0) {
+                anyhow::bail!("--deadline must be a positive number of seconds");
+            }
+            let req = mcpd_client::proto::RunAgentRequest {
+                task,
+                provider: provider.unwrap_or_default(),
+                model: model.unwrap_or_default(),
+                servers,
+                tools,
+                max_iterations,
+                max_tool_calls,
+                max_tokens,
+                deadline_ms: (deadline * 1000.0) as u64,
+                ..Default::default()
+            };
+            let mut stream = client.run_agent(req).await?;
+            let mut answer = None;
+            while let Some(ev) = stream.message().await? {
+                if json {
+                    println!("{}", render::agent_json(&ev));
+                    continue;
+                }
+                match render::agent_line(&ev) {
+                    render::AgentLine::Progress(line) => eprintln!("{line}"),
+                    render::AgentLine::Answer(text) => answer = Some(text),
+                }
+            }
+            if let Some(text) = answer {
+                println!("{text}");
             }
         }
         Command::Trust { command } => match command {

@@ -409,6 +409,56 @@ pub(crate) fn audit_json(records: &[pb::AuditRecord]) -> Value {
     )
 }
 
+/// How `mcpd agent` shows one event: steps to stderr, the answer to stdout.
+pub(crate) enum AgentLine {
+    Progress(String),
+    Answer(String),
+}
+
+pub(crate) fn agent_line(ev: &pb::AgentEvent) -> AgentLine {
+    use pb::agent_event::Event;
+    let i = ev.iteration;
+    match &ev.event {
+        Some(Event::ModelTurn(t)) => AgentLine::Progress(format!(
+            "[{i}] model: {} tool call(s), {} in / {} out tokens{}",
+            t.tool_calls,
+            t.input_tokens,
+            t.output_tokens,
+            if t.text.is_empty() { String::new() } else { format!(": {}", cell(&t.text, 100)) }
+        )),
+        Some(Event::ToolCall(c)) => {
+            AgentLine::Progress(format!("[{i}] call {} {}", safe(&c.tool), cell(&c.arguments_json, 100)))
+        }
+        Some(Event::ToolResult(r)) => AgentLine::Progress(format!(
+            "[{i}] {} {}: {}",
+            if r.is_error { "error from" } else { "result of" },
+            safe(&r.tool),
+            cell(&r.text, 100)
+        )),
+        Some(Event::FinalAnswer(text)) => AgentLine::Answer(safe_multiline(text)),
+        Some(Event::LimitReached(l)) => {
+            AgentLine::Progress(format!("limit reached: {} ({})", safe(&l.limit), safe(&l.detail)))
+        }
+        None => AgentLine::Progress(String::new()),
+    }
+}
+
+pub(crate) fn agent_json(ev: &pb::AgentEvent) -> Value {
+    use pb::agent_event::Event;
+    let body = match &ev.event {
+        Some(Event::ModelTurn(t)) => json!({"type": "model_turn", "text": t.text, "tool_calls": t.tool_calls,
+            "input_tokens": t.input_tokens, "output_tokens": t.output_tokens}),
+        Some(Event::ToolCall(c)) => json!({"type": "tool_call", "id": c.id, "tool": c.tool,
+            "arguments": parse_or_null(&c.arguments_json)}),
+        Some(Event::ToolResult(r)) => json!({"type": "tool_result", "id": r.id, "tool": r.tool,
+            "is_error": r.is_error, "text": r.text}),
+        Some(Event::FinalAnswer(text)) => json!({"type": "final_answer", "text": text}),
+        Some(Event::LimitReached(l)) => json!({"type": "limit_reached", "limit": l.limit, "detail": l.detail}),
+        None => json!({"type": "unknown"}),
+    };
+    json!({"run_id": ev.run_id, "iteration": ev.iteration, "event": body})
+}
+
 /// Multi-line text a server controls (definitions, diffs), escaped line by line.
 pub(crate) fn safe_block(s: &str) -> String {
     let mut out = safe_multiline(s);

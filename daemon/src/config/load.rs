@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
+use super::llm::parse_llm;
 use super::model::{Config, DaemonConfig, LogFormat};
+use super::pipeline::parse_pipelines;
 use super::problem::{ConfigError, Problem, io_message, line_col};
 use super::reader::{FileCtx, Val};
 use super::server::{Registry, parse_servers};
 
 const TOP_KEYS: &[&str] = &["daemon", "servers", "llm", "sampling", "pipelines", "policy"];
 /// Accepted and kept raw so configs for newer daemons still load.
-const RESERVED_KEYS: &[&str] = &["llm", "sampling", "pipelines", "policy"];
+const RESERVED_KEYS: &[&str] = &["policy"];
 const DAEMON_KEYS: &[&str] = &[
     "socket",
     "state_dir",
@@ -58,12 +60,22 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
         None => (DaemonConfig::default(), Vec::new()),
     };
     let mut extra = BTreeMap::new();
+    let mut sampling = super::model::SamplingConfig::default();
+    let mut llm = BTreeMap::new();
     let mut reg = Registry::default();
+    let mut pipelines_value = None;
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
         match name {
             "daemon" => {}
             "servers" => parse_servers(&mut ctx, value, &daemon, &mut reg),
+            "pipelines" => pipelines_value = Some(value),
+            "sampling" => {
+                if let Some(s) = super::server::parse_sampling(&mut ctx, "sampling", value, &sampling.clone()) {
+                    sampling = s;
+                }
+            }
+            "llm" => llm = parse_llm(&mut ctx, value),
             _ if RESERVED_KEYS.contains(&name) => {
                 if let Some(raw) = ctx.raw_value(value) {
                     extra.insert(name.to_owned(), raw);
@@ -100,8 +112,17 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
         }
     }
 
+    // Pipelines name servers, which included files may define: checked last.
+    let pipelines = match pipelines_value {
+        Some(v) => {
+            let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems };
+            parse_pipelines(&mut ctx, v, &reg.servers)
+        }
+        None => BTreeMap::new(),
+    };
+
     if problems.is_empty() {
-        Ok(Config { daemon, servers: reg.servers, files, extra })
+        Ok(Config { daemon, servers: reg.servers, llm, files, extra, sampling, pipelines })
     } else {
         // Stable sort: file load order, then position, keeping discovery
         // order for problems at the same spot.

@@ -1,20 +1,27 @@
 //! Config: parse, validate (collecting every problem), resolve secrets.
 //!
-//! The config is TOML: an optional `[daemon]` table and `[servers.NAME]`
-//! tables, plus more `[servers.NAME]` tables in files named by
+//! The config is TOML: an optional `[daemon]` table, `[servers.NAME]`
+//! tables and `[llm.NAME]` tables (LLM providers), plus more
+//! `[servers.NAME]` tables in files named by
 //! `daemon.include`. Loading never stops at the first problem: every
 //! problem in every file is reported with `file:line:col`, so one run of
 //! `mcpd check` shows everything to fix. The only exception is a TOML
 //! syntax error, which is the single problem reported for that file.
 //!
 //! String values of `command`, `args`, `cwd`, `env`, `headers`, `url`,
-//! `socket` and `state_dir` may contain `${env:NAME}` and `${file:PATH}`
+//! `base_url`, `api_key`, `socket` and `state_dir` may contain `${env:NAME}` and `${file:PATH}`
 //! (relative to the file that mentions it, trailing newlines trimmed);
 //! `$${` is a literal `${`. `env` and `headers` values are [`Secret`]s.
+//!
+//! `[[pipelines]]` (composed tools, see [`crate::pipeline`]) live in the main
+//! file and are validated after the includes, since their steps name servers
+//! that included files may define.
 
+mod llm;
 mod load;
 mod model;
 mod paths;
+mod pipeline;
 mod problem;
 mod reader;
 mod secret;
@@ -26,10 +33,17 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use model::glob_match;
 pub use model::{
-    BackoffConfig, Config, CrashLoopConfig, DaemonConfig, LogFormat, ProtocolPref, ServerConfig, ToolFilter,
-    TransportConfig, TrustMode,
+    BackoffConfig, Config, CrashLoopConfig, DaemonConfig, LlmConfig, LlmKind, LogFormat, ProtocolPref, ServerConfig,
+    ToolFilter, TransportConfig, TrustMode,
 };
+pub use model::{
+    Condition, ConditionTest, InputSchema, PIPELINE_DEFAULT_DEPTH, PIPELINE_MAX_DEPTH, ParallelBranch, Pattern,
+    PipelineConfig, PipelineStep, Route, StepKind, ToolCall,
+};
+pub use model::{SamplingConfig, SamplingRoute};
+pub(crate) use pipeline::{PIPELINE_SERVER, Piece, parse_template, split_path};
 pub use problem::{ConfigError, Problem};
 pub use secret::{Secret, redact_url};
 

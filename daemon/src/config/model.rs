@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::secret::{Secret, redact_url};
@@ -13,13 +14,46 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Keyed by server name (the `[servers.NAME]` table key).
     pub servers: BTreeMap<String, ServerConfig>,
+    /// LLM providers, keyed by name (the `[llm.NAME]` table key).
+    pub llm: BTreeMap<String, LlmConfig>,
     /// Every file that contributed, main file first, then includes in load
     /// order; a reload watcher watches these (and `daemon.include`).
     pub files: Vec<PathBuf>,
-    /// Top-level tables reserved for future subsystems (`llm`, `sampling`,
-    /// `pipelines`, `policy`), kept raw and not validated so that configs
+    /// Top-level tables reserved for future subsystems (`sampling`,
+    /// `policy`), kept raw and not validated so that configs
     /// written for newer daemons still load.
     pub extra: BTreeMap<String, toml::Value>,
+    /// `[[pipelines]]` keyed by name; each is the virtual tool `pipeline.NAME`.
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// `[sampling]`: how servers' sampling requests are answered (servers may override).
+    pub sampling: SamplingConfig,
+}
+
+/// Where a server's sampling requests go, and their budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamplingConfig {
+    pub route: SamplingRoute,
+    /// Requests per period from one server.
+    pub rate: Option<crate::limit::Rate>,
+    /// Cap on a request's `maxTokens`.
+    pub max_tokens: u32,
+    /// Requests of one server in flight at once (nested requests count).
+    pub max_concurrent: u32,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self { route: SamplingRoute::App, rate: "30/m".parse().ok(), max_tokens: 4096, max_concurrent: 2 }
+    }
+}
+
+/// `route`: "app" (an attached app answers), "llm" (a provider chosen by model hints),
+/// "llm:NAME" (that provider), or "refuse".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SamplingRoute {
+    App,
+    Llm(Option<String>),
+    Refuse,
 }
 
 /// The `[daemon]` table.
@@ -129,6 +163,11 @@ pub struct ServerConfig {
     pub tool_rate_limits: BTreeMap<String, crate::limit::Rate>,
     /// Tools annotated `destructiveHint` need the caller's explicit confirmation.
     pub confirm_destructive: bool,
+    /// Overrides `[sampling]` for this server.
+    pub sampling: Option<SamplingConfig>,
+    /// Roots offered to the server (`file://` URIs); changing only these on reload sends
+    /// `notifications/roots/list_changed` instead of restarting the server.
+    pub roots: Vec<String>,
 }
 
 /// `trust`: when a tool definition may be called.
@@ -179,6 +218,8 @@ impl ServerConfig {
             rate_limit: None,
             tool_rate_limits: BTreeMap::new(),
             confirm_destructive: false,
+            sampling: None,
+            roots: Vec::new(),
         }
     }
 }
@@ -357,4 +398,286 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == '*')
+}
+
+/// One `[llm.NAME]` table: an LLM provider (used for sampling and agents).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LlmConfig {
+    /// The table key; matches `^[a-z0-9-]{1,32}$`.
+    pub name: String,
+    pub kind: LlmKind,
+    /// No trailing `/`. `openai`: includes the API version (`https://api.openai.com/v1`);
+    /// `anthropic`: the host only (`https://api.anthropic.com`). May hold `${env:..}` values.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer` (openai) or `x-api-key` (anthropic); `None` for local
+    /// servers that need no key.
+    pub api_key: Option<Secret>,
+    /// The model asked for when a request names none.
+    pub model: String,
+    /// Bound on one chat completion, retries and their waits included.
+    pub timeout: Duration,
+    /// Retries after HTTP 429 or 5xx.
+    pub max_retries: u32,
+    /// Upper bound on the tokens one completion may generate.
+    pub max_tokens: u32,
+    /// Extra request headers (values are secrets); they override the defaults.
+    pub headers: BTreeMap<String, Secret>,
+}
+
+impl LlmConfig {
+    /// Defaults for every optional key of a provider of `kind`.
+    pub fn with_defaults(name: String, kind: LlmKind, model: String) -> Self {
+        Self {
+            name,
+            kind,
+            base_url: kind.default_base_url().to_owned(),
+            api_key: None,
+            model,
+            timeout: Duration::from_secs(60),
+            max_retries: 3,
+            max_tokens: 4096,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+// Hand-written because `base_url` may have been built from `${env:..}` secrets.
+impl fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &redact_url(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("model", &self.model)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("max_tokens", &self.max_tokens)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// `kind`: the wire format an LLM provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LlmKind {
+    /// OpenAI-compatible chat completions (OpenAI, vLLM, llama.cpp, Ollama, LiteLLM, ...).
+    OpenAi,
+    /// The Anthropic Messages API.
+    Anthropic,
+}
+
+impl LlmKind {
+    pub const ALL: [LlmKind; 2] = [LlmKind::OpenAi, LlmKind::Anthropic];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmKind::OpenAi => "openai",
+            LlmKind::Anthropic => "anthropic",
+        }
+    }
+
+    /// `base_url` when the table sets none.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            LlmKind::OpenAi => "https://api.openai.com/v1",
+            LlmKind::Anthropic => "https://api.anthropic.com",
+        }
+    }
+
+    /// The header that carries `api_key`.
+    pub fn key_header(self) -> &'static str {
+        match self {
+            LlmKind::OpenAi => "authorization",
+            LlmKind::Anthropic => "x-api-key",
+        }
+    }
+}
+
+/// Default of a pipeline's `max_depth`.
+pub const PIPELINE_DEFAULT_DEPTH: u32 = 4;
+/// Largest `max_depth` a pipeline may set; also the hard cap at runtime.
+pub const PIPELINE_MAX_DEPTH: u32 = 8;
+
+/// One `[[pipelines]]` entry, served as the virtual tool `pipeline.NAME`.
+///
+/// Arguments hold `{{...}}` templates as written; the loader has checked their
+/// syntax and that they only name earlier steps, so the engine
+/// ([`crate::pipeline`]) only resolves them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// Matches `^[a-z0-9-]{1,32}$`.
+    pub name: String,
+    /// Empty when the config gives none.
+    pub description: String,
+    pub input_schema: InputSchema,
+    /// How many pipelines deep calls below this one may nest (1..=8).
+    pub max_depth: u32,
+    /// In order; never empty.
+    pub steps: Vec<PipelineStep>,
+}
+
+/// One `[[pipelines.steps]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineStep {
+    /// Matches `^[a-z0-9_]{1,32}$`, unique in its pipeline.
+    pub id: String,
+    pub kind: StepKind,
+}
+
+/// What a step does: exactly one of `tool`, `parallel` or `branch`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    /// `tool` + `args`.
+    Call(ToolCall),
+    /// `parallel = [{ id, tool, args }, ..]`: branches run concurrently.
+    Parallel(Vec<ParallelBranch>),
+    /// `branch = [{ when, tool, args }, ..]` + `default`: the first route whose
+    /// condition holds, else the default.
+    Branch { routes: Vec<Route>, default: ToolCall },
+}
+
+/// A tool to call and its (templated) arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// `server.tool` or `pipeline.NAME`.
+    pub tool: String,
+    /// The arguments object; string values may contain `{{...}}` templates.
+    pub args: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One entry of a `parallel` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParallelBranch {
+    /// Matches `^[a-z0-9_]{1,32}$`, unique in its step.
+    pub id: String,
+    pub call: ToolCall,
+}
+
+/// One entry of a `branch` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub when: Condition,
+    pub call: ToolCall,
+}
+
+/// `when = { path = "steps.ID.structured.x", <test> = ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// A reference like those inside `{{...}}`, without the braces.
+    pub path: String,
+    pub test: ConditionTest,
+}
+
+/// The test of a [`Condition`]. A path without a value makes every test
+/// false except `not_equals` (true) and `exists = false` (true).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConditionTest {
+    /// JSON equality; numbers compare by value (`1` equals `1.0`).
+    Equals(serde_json::Value),
+    NotEquals(serde_json::Value),
+    /// A substring of a string, an element of an array, or a key of an object.
+    Contains(serde_json::Value),
+    /// Whether the path has a non-null value.
+    Exists(bool),
+    /// A regex search in a string value.
+    Matches(Pattern),
+}
+
+/// A compiled regex that compares (and prints) by its source text.
+#[derive(Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(source).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({:?})", self.as_str())
+    }
+}
+
+/// A pipeline's `input_schema`, compiled once at load so each run validates
+/// its input without compiling on the runtime. Compares by the schema JSON.
+#[derive(Clone)]
+pub struct InputSchema {
+    json: serde_json::Value,
+    validator: Option<Arc<jsonschema::Validator>>,
+}
+
+impl InputSchema {
+    /// Compiles `json`; the error says why it does not compile.
+    pub fn new(json: serde_json::Value) -> Result<Self, String> {
+        let validator = jsonschema::validator_for(&json).map_err(|e| e.to_string())?;
+        Ok(Self { json, validator: Some(Arc::new(validator)) })
+    }
+
+    /// The schema as written (the virtual tool's `inputSchema`).
+    pub fn json(&self) -> &serde_json::Value {
+        &self.json
+    }
+
+    /// Every violation of `input`, joined; at most 5 are listed.
+    pub fn check(&self, input: &serde_json::Value) -> Result<(), String> {
+        const LISTED: usize = 5;
+        let Some(validator) = &self.validator else {
+            return Ok(());
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(input)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() { e.to_string() } else { format!("{e} (at {at})") }
+            })
+            .collect();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let mut text = errors.iter().take(LISTED).cloned().collect::<Vec<_>>().join("; ");
+        if errors.len() > LISTED {
+            text.push_str(&format!("; and {} more", errors.len() - LISTED));
+        }
+        Err(text)
+    }
+}
+
+impl Default for InputSchema {
+    /// `{"type": "object"}`: any arguments object.
+    fn default() -> Self {
+        let json = serde_json::json!({ "type": "object" });
+        // This schema always compiles; should it not, inputs go unchecked
+        // rather than the daemon failing.
+        let validator = jsonschema::validator_for(&json).ok().map(Arc::new);
+        Self { json, validator }
+    }
+}
+
+impl PartialEq for InputSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl fmt::Debug for InputSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InputSchema({})", self.json)
+    }
 }

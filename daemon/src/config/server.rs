@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use toml::de::DeTable;
 
 use super::model::{
-    BackoffConfig, CrashLoopConfig, DaemonConfig, ProtocolPref, ServerConfig, ToolFilter, TransportConfig, TrustMode,
+    BackoffConfig, CrashLoopConfig, DaemonConfig, ProtocolPref, SamplingConfig, SamplingRoute, ServerConfig,
+    ToolFilter, TransportConfig, TrustMode,
 };
 use super::problem::line_col;
 use super::reader::{FileCtx, Key, Val};
@@ -36,7 +37,10 @@ const SERVER_KEYS: &[&str] = &[
     "rate_limit",
     "tool_rate_limits",
     "confirm_destructive",
+    "sampling",
+    "roots",
 ];
+const SAMPLING_KEYS: &[&str] = &["route", "rate", "max_tokens", "max_concurrent"];
 const STDIO_KEYS: &[&str] = &["command", "args", "env", "cwd"];
 const HTTP_KEYS: &[&str] = &["url", "headers"];
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "multiplier", "jitter"];
@@ -101,9 +105,13 @@ impl Kind {
 
 fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &DaemonConfig) -> Option<ServerConfig> {
     let name = key.get_ref().as_ref();
-    let name_ok = valid_name(name);
+    let mut name_ok = valid_name(name);
     if !name_ok {
         ctx.report(key.span(), format!("server name \"{name}\" must match [a-z0-9-]{{1,32}}"));
+    } else if name == super::pipeline::PIPELINE_SERVER {
+        // `pipeline.NAME` always names a configured pipeline.
+        ctx.report(key.span(), "server name \"pipeline\" is reserved for pipelines (`pipeline.NAME`); pick another");
+        name_ok = false;
     }
     let table = ctx.table(&format!("servers.{name}"), v)?;
     let place = format!("in [servers.{name}]");
@@ -139,6 +147,13 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
             "rate_limit" => set(&mut s.rate_limit, rate(ctx, key_name, v).map(Some)),
             "tool_rate_limits" => set(&mut s.tool_rate_limits, parse_tool_rates(ctx, v)),
             "confirm_destructive" => set(&mut s.confirm_destructive, ctx.boolean(key_name, v)),
+            // Server overrides start from the built-in defaults; `[sampling]` applies to
+            // servers without their own table.
+            "sampling" => set(
+                &mut s.sampling,
+                parse_sampling(ctx, &format!("servers.{name}.sampling"), v, &SamplingConfig::default()).map(Some),
+            ),
+            "roots" => set(&mut s.roots, parse_roots(ctx, v)),
             _ => {
                 ctx.unknown_key(k, SERVER_KEYS, &place);
                 false
@@ -159,6 +174,62 @@ fn set<T>(slot: &mut T, value: Option<T>) -> bool {
         }
         None => false,
     }
+}
+
+/// `[sampling]` or `servers.X.sampling = { route, rate, max_tokens, max_concurrent }`.
+pub(crate) fn parse_sampling(
+    ctx: &mut FileCtx<'_>,
+    place: &str,
+    v: &Val<'_>,
+    base: &SamplingConfig,
+) -> Option<SamplingConfig> {
+    let table = ctx.table(place, v)?;
+    let mut out = base.clone();
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        let key = k.get_ref().as_ref();
+        let path = format!("{place}.{key}");
+        ok &= match key {
+            "route" => match ctx.string(&path, v) {
+                Some("app") => set(&mut out.route, Some(SamplingRoute::App)),
+                Some("refuse") => set(&mut out.route, Some(SamplingRoute::Refuse)),
+                Some("llm") => set(&mut out.route, Some(SamplingRoute::Llm(None))),
+                Some(r) if r.strip_prefix("llm:").is_some_and(|n| !n.is_empty()) => {
+                    set(&mut out.route, Some(SamplingRoute::Llm(r.strip_prefix("llm:").map(str::to_owned))))
+                }
+                Some(other) => {
+                    ctx.report(
+                        v.span(),
+                        format!("invalid \"{path}\" {other:?}: use \"app\", \"llm\", \"llm:NAME\" or \"refuse\""),
+                    );
+                    false
+                }
+                None => false,
+            },
+            "rate" => set(&mut out.rate, rate(ctx, &path, v).map(Some)),
+            "max_tokens" => {
+                set(&mut out.max_tokens, ctx.integer(&path, v, 1, Some(1_000_000)).and_then(|n| u32::try_from(n).ok()))
+            }
+            "max_concurrent" => {
+                set(&mut out.max_concurrent, ctx.integer(&path, v, 1, Some(64)).and_then(|n| u32::try_from(n).ok()))
+            }
+            _ => {
+                ctx.unknown_key(k, SAMPLING_KEYS, &format!("in [{place}]"));
+                false
+            }
+        };
+    }
+    ok.then_some(out)
+}
+
+/// `roots = ["/srv/data", "file:///home/me/src"]`: absolute paths or `file://` URIs.
+fn parse_roots(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<Vec<String>> {
+    let check = |r: &str| {
+        let ok = r.starts_with('/') || r.strip_prefix("file:///").is_some();
+        (!ok).then(|| format!("root {r:?} must be an absolute path or a file:/// URI"))
+    };
+    let roots = ctx.strings("roots", v, false, &check)?;
+    Some(roots.into_iter().map(|r| if r.starts_with('/') { format!("file://{r}") } else { r }).collect())
 }
 
 fn trust_options() -> Vec<(&'static str, TrustMode)> {

@@ -91,6 +91,8 @@ fn minimal_stdio_with_defaults() {
         rate_limit: None,
         tool_rate_limits: Default::default(),
         confirm_destructive: false,
+        sampling: None,
+        roots: vec![],
     };
     assert_eq!(*s, expected);
 }
@@ -175,9 +177,9 @@ backoff = { initial = "1s", max = "1s", multiplier = 1, jitter = 0 }
 crash_loop = { max_failures = 3, window = "10s", open_for = "1h" }
 tools = { allow = ["read_*", "list?"], deny = ["read_secret"] }
 
-[llm]
+[llm.x]
+kind = "anthropic"
 model = "x"
-temperature = 0.5
 "#);
     let d = &c.daemon;
     assert_eq!(d.socket, Some(PathBuf::from("/etc/mcpd/run/mcpd.sock")));
@@ -224,8 +226,11 @@ temperature = 0.5
     assert!(!s.tools.allows("read_secret"));
     assert!(!s.tools.allows("write_file"));
 
-    let llm = c.extra.get("llm").and_then(toml::Value::as_table);
-    assert_eq!(llm.and_then(|t| t.get("model")).and_then(toml::Value::as_str), Some("x"));
+    let llm = &c.llm["x"];
+    assert_eq!(
+        (llm.kind, llm.model.as_str(), llm.base_url.as_str()),
+        (LlmKind::Anthropic, "x", "https://api.anthropic.com")
+    );
 }
 
 #[test]
@@ -547,24 +552,17 @@ fn columns_count_characters() {
 #[test]
 fn reserved_top_level_tables_are_kept_raw() {
     let c = ok(r#"
-[llm]
-provider = "x"
 [sampling]
 max_tokens = 10
-[pipelines.a]
-steps = [1, 2.5, true, 1979-05-27]
 [policy]
 deny = []
+steps = [1, 2.5, true, 1979-05-27]
 "#);
     let keys: Vec<_> = c.extra.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["llm", "pipelines", "policy", "sampling"]);
-    let steps = c
-        .extra
-        .get("pipelines")
-        .and_then(|p| p.get("a"))
-        .and_then(|a| a.get("steps"))
-        .and_then(toml::Value::as_array)
-        .map(Vec::len);
+    assert_eq!(keys, ["policy"]);
+    // `[sampling]` is parsed now, not kept raw.
+    assert_eq!(c.sampling.max_tokens, 10);
+    let steps = c.extra.get("policy").and_then(|p| p.get("steps")).and_then(toml::Value::as_array).map(Vec::len);
     assert_eq!(steps, Some(4));
 }
 
@@ -925,4 +923,434 @@ fn trust_and_policy_keys() {
     assert!(problems.iter().any(|p| p.contains("sometimes")), "{problems:#?}");
     assert!(problems.iter().any(|p| p.contains("sha256:<64")), "{problems:#?}");
     assert!(problems.iter().any(|p| p.contains("\"fast\"")), "{problems:#?}");
+}
+
+const PIPELINE_SERVERS: &str =
+    "[servers.maps]\ncommand = \"m\"\n[servers.weather]\ncommand = \"w\"\n[servers.notify]\ncommand = \"n\"\n";
+
+#[test]
+fn pipelines_parse_into_the_model() {
+    let c = ok(&format!(
+        "{PIPELINE_SERVERS}{}",
+        r#"
+[[pipelines]]
+name = "weather-report"
+description = "Weather for a city"
+input_schema = { type = "object", properties = { city = { type = "string" } }, required = ["city"] }
+max_depth = 2
+[[pipelines.steps]]
+id = "geo"
+tool = "maps.geocode"
+args = { query = "{{input.city}}", limit = 1 }
+[[pipelines.steps]]
+id = "both"
+parallel = [
+  { id = "now", tool = "weather.current", args = { lat = "{{steps.geo.structured.lat}}" } },
+  { id = "week", tool = "weather.forecast", args = { days = 7, at = "{{ steps.geo.structured.items.0.name }}" } },
+]
+[[pipelines.steps]]
+id = "pick"
+branch = [
+  { when = { path = "steps.both.now.structured.rain", equals = true }, tool = "notify.send", args = { text = "umbrella" } },
+  { when = { path = "steps.both.now.text", matches = "^snow" }, tool = "pipeline.tiny" },
+]
+default = { tool = "notify.send", args = { text = "no rain: {{steps.both.now.text}}" } }
+
+[[pipelines]]
+name = "tiny"
+[[pipelines.steps]]
+id = "only"
+tool = "notify.send"
+"#
+    ));
+    assert_eq!(c.pipelines.keys().collect::<Vec<_>>(), ["tiny", "weather-report"]);
+    let p = &c.pipelines["weather-report"];
+    assert_eq!((p.description.as_str(), p.max_depth), ("Weather for a city", 2));
+    assert_eq!(p.input_schema.json()["required"], serde_json::json!(["city"]));
+    assert!(p.input_schema.check(&serde_json::json!({"city": "Oslo"})).is_ok());
+    assert!(p.input_schema.check(&serde_json::json!({})).is_err());
+    assert_eq!(p.steps.len(), 3);
+    match &p.steps[0].kind {
+        StepKind::Call(call) => {
+            assert_eq!(call.tool, "maps.geocode");
+            assert_eq!(
+                serde_json::Value::Object(call.args.clone()),
+                serde_json::json!({"query": "{{input.city}}", "limit": 1})
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.steps[1].kind {
+        StepKind::Parallel(branches) => {
+            let ids: Vec<_> = branches.iter().map(|b| b.id.as_str()).collect();
+            assert_eq!(ids, ["now", "week"]);
+            assert_eq!(branches[1].call.args["days"], 7);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.steps[2].kind {
+        StepKind::Branch { routes, default } => {
+            assert_eq!(routes[0].when.path, "steps.both.now.structured.rain");
+            assert_eq!(routes[0].when.test, ConditionTest::Equals(serde_json::json!(true)));
+            assert!(matches!(&routes[1].when.test, ConditionTest::Matches(p) if p.as_str() == "^snow"));
+            assert_eq!(routes[1].call.tool, "pipeline.tiny");
+            assert!(routes[1].call.args.is_empty());
+            assert_eq!(default.tool, "notify.send");
+        }
+        other => panic!("{other:?}"),
+    }
+    let tiny = &c.pipelines["tiny"];
+    assert_eq!((tiny.max_depth, tiny.description.as_str()), (PIPELINE_DEFAULT_DEPTH, ""));
+    assert_eq!(tiny.input_schema, InputSchema::default());
+}
+
+#[test]
+fn pipeline_problems_all_reported() {
+    let src = format!(
+        "{PIPELINE_SERVERS}{}",
+        r#"
+[[pipelines]]
+name = "Bad Name"
+max_depth = 9
+colour = "red"
+[[pipelines.steps]]
+id = "a-b"
+tool = "mapz.geocode"
+[[pipelines.steps]]
+id = "two"
+tool = "maps.x"
+parallel = [{ id = "p", tool = "maps.y" }]
+[[pipelines.steps]]
+id = "three"
+tool = "maps.z"
+args = { a = "{{steps.four.text}}", b = "{{steps.nope.text}}", c = "{{input.x", d = "{{steps.three.text}}", e = "{{output.x}}" }
+[[pipelines.steps]]
+id = "four"
+branch = [{ when = { path = "steps.three.txt", matches = "(" }, tool = "notify.send" }]
+[[pipelines.steps]]
+id = "four"
+tool = "maps.geocode"
+
+[[pipelines]]
+name = "loop-a"
+input_schema = { type = "object", properties = { city = { type = "string" } } }
+[[pipelines.steps]]
+id = "x"
+tool = "pipeline.loop-b"
+args = { q = "{{input.cty}}" }
+[[pipelines.steps]]
+id = "y"
+parallel = [{ id = "p", tool = "maps.a" }, { id = "p", tool = "pipeline.nowhere" }]
+[[pipelines.steps]]
+id = "z"
+tool = "maps.b"
+args = { v = "{{steps.y.q.text}}", w = "{{steps.y}}", u = "{{steps.x.structured.k}}" }
+
+[[pipelines]]
+name = "loop-b"
+[[pipelines.steps]]
+id = "x"
+tool = "pipeline.loop-a"
+
+[[pipelines]]
+name = "loop-b"
+[[pipelines.steps]]
+id = "x"
+tool = "notify"
+"#
+    );
+    let expected = [
+        "9:8: pipeline name \"Bad Name\" must match [a-z0-9-]{1,32}",
+        "10:13: \"max_depth\" must be between 1 and 8, found 9",
+        "11:1: unknown key \"colour\" in pipeline \"Bad Name\"",
+        "13:6: step id \"a-b\" must match [a-z0-9_]{1,32}",
+        "14:8: tool \"mapz.geocode\" names server \"mapz\", which is not configured (nor \"pipeline\"), did you mean \"maps\"?",
+        "16:1: step \"two\" has \"tool\" and \"parallel\"; a step is exactly one of \"tool\", \"parallel\" or \"branch\"",
+        "22:14: in {{steps.four.text}}: step \"four\" runs later; a step can only use the results of earlier steps",
+        "22:41: in {{steps.nope.text}}: unknown step \"nope\"",
+        "22:68: invalid template: \"{{\" is not closed by \"}}\"",
+        "22:85: in {{steps.three.text}}: step \"three\" cannot use its own result",
+        "22:113: in {{output.x}}: unknown reference root \"output\"; references start with input or steps",
+        "25:1: step \"four\" has \"branch\" but no \"default\" (the route taken when no condition holds)",
+        "25:29: in \"path\" \"steps.three.txt\": unknown field \"txt\" of \"three\" (fields: text, structured, error, is_error, tool), did you mean \"text\"?",
+        "25:58: invalid regex \"(\" for \"matches\": unclosed group",
+        "27:6: step id \"four\" is used twice in this pipeline",
+        "35:8: pipelines call each other in a cycle: pipeline.loop-a → pipeline.loop-b → pipeline.loop-a",
+        "36:14: in {{input.cty}}: input_schema has no property \"cty\", did you mean \"city\"?",
+        "39:51: branch id \"p\" is used twice in this step",
+        "39:63: unknown pipeline \"nowhere\" in tool \"pipeline.nowhere\"",
+        "43:14: in {{steps.y.q.text}}: step \"y\" has no branch \"q\" (branches: p)",
+        "43:40: in {{steps.y}}: step \"y\" is parallel: name a branch, e.g. steps.y.BRANCH.text (branches: p)",
+        "52:8: pipeline \"loop-b\" is already defined at line 46, column 8",
+        "55:8: tool \"notify\" must be \"server.tool\" or \"pipeline.NAME\"",
+    ];
+    assert_eq!(problems(&src), expected);
+}
+
+/// (pipelines source, after two lines of [servers.maps]; expected problems as "line:col: message").
+const PIPELINE_CASES: &[(&str, &[&str])] = &[
+    (
+        "[pipelines.a]
+steps = []
+",
+        &["3:2: expected an array of tables ([[pipelines]]) for \"pipelines\""],
+    ),
+    (
+        "[[pipelines]]
+name = \"a\"
+",
+        &["4:1: pipeline \"a\" needs at least one [[pipelines.steps]]"],
+    ),
+    (
+        "[[pipelines]]
+name = \"a\"
+steps = []
+",
+        &["5:9: \"steps\" must not be empty"],
+    ),
+    (
+        "[[pipelines]]\ndescription = \"x\"\n[[pipelines.steps]]\nid = \"s\"\ntool = \"maps.a\"\n",
+        &["4:1: a pipeline needs a \"name\""],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\n[[pipelines.steps]]\nid = \"s\"\nargs = { x = 1 }\ndefault = { tool = \"maps.a\" }\n",
+        &["6:1: step \"s\" needs one of \"tool\", \"parallel\" or \"branch\""],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\n[[pipelines.steps]]\nid = \"s\"\nparallel = [{ id = \"p\", tool = \"maps.a\" }]\nargs = { x = 1 }\ndefault = { tool = \"maps.a\" }\n",
+        &[
+            "8:1: \"args\" belongs with \"tool\"; step \"s\" has none",
+            "9:1: \"default\" belongs with \"branch\"; step \"s\" has none",
+        ],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\ninput_schema = { type = \"string\" }\n[[pipelines.steps]]\nid = \"s\"\ntool = \"maps.a\"\n",
+        &["5:16: \"input_schema\" must describe an object (type = \"object\"), found type \"string\""],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\ninput_schema = { type = \"object\", properties = 3 }\n[[pipelines.steps]]\nid = \"s\"\ntool = \"maps.a\"\n",
+        &["5:16: \"input_schema\" is not a valid JSON Schema: 3 is not of type \"object\""],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\n[[pipelines.steps]]\nid = \"s\"\nbranch = [{ when = { path = \"input.x\", exists = true, equals = 1 }, tool = \"maps.a\" }, { tool = \"maps.b\" }]\ndefault = { tool = \"maps.c\", args = { v = \"{{}}\" } }\n",
+        &[
+            "7:20: \"when\" needs exactly one test of: equals, not_equals, contains, exists, matches; found 2",
+            "7:88: a branch route needs \"when\" (routes without a condition go in \"default\")",
+            "8:43: invalid template: {{}}: empty reference, use e.g. {{input.NAME}} or {{steps.ID.text}}",
+        ],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\n[[pipelines.steps]]\nid = \"s\"\ntool = \"pipeline.a\"\nargs = { deep = { list = [\"{{steps.s.text}}\"] } }\n",
+        &[
+            "7:8: pipelines call each other in a cycle: pipeline.a → pipeline.a",
+            "8:27: in {{steps.s.text}}: step \"s\" cannot use its own result",
+        ],
+    ),
+    (
+        "[[pipelines]]\nname = \"a\"\n[[pipelines.steps]]\nid = \"s\"\ntool = \"maps.a\"\n[[pipelines.steps]]\nid = \"t\"\ntool = \"maps.a\"\nargs = { a = \"{{steps.s}}\", b = \"{{steps.s.text.x}}\", c = \"{{steps.s.route}}\", d = \"{{steps.s.structured.0.x-y}}\", e = \"{{ input }}\" }\n",
+        &[
+            "11:14: in {{steps.s}}: name a field of \"s\": text, structured, error, is_error, tool",
+            "11:33: in {{steps.s.text.x}}: \"text\" of \"s\" has no fields (only structured does)",
+            "11:59: in {{steps.s.route}}: unknown field \"route\" of \"s\" (fields: text, structured, error, is_error, tool)",
+        ],
+    ),
+];
+
+#[test]
+fn pipeline_problem_cases() {
+    let mut failures = Vec::new();
+    for (src, expected) in PIPELINE_CASES {
+        let src = format!("[servers.maps]\ncommand = \"m\"\n{src}");
+        let got = problems(&src);
+        if got != *expected {
+            failures.push(format!(
+                "--- source:\n{src}--- expected:\n{}\n--- got:\n{}\n",
+                expected.join("\n"),
+                got.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn pipelines_may_use_servers_from_includes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("servers.d/maps.toml"), "[servers.maps]\ncommand = \"m\"\n");
+    let main = dir.path().join("mcpd.toml");
+    let src = "[daemon]\ninclude = [\"servers.d\"]\n[[pipelines]]\nname = \"p\"\n[[pipelines.steps]]\nid = \"s\"\ntool = \"maps.geocode\"\n";
+    let c = match load_str(src, &main, &fake_env) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(c.pipelines["p"].steps[0].id, "s");
+    // Pipelines stay in the main file.
+    write(&dir.path().join("servers.d/more.toml"), "[[pipelines]]\nname = \"q\"\n");
+    let err = load_str(src, &main, &fake_env).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("only [servers.*] tables are allowed"), "{err}");
+}
+
+fn llm_env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-openai-secret".to_owned()),
+        "ORG_TOKEN" => Some("org-secret".to_owned()),
+        other => fake_env(other),
+    }
+}
+
+#[test]
+fn llm_providers_with_defaults_and_every_key() {
+    let src = r#"
+[llm.openai]
+kind = "openai"
+api_key = "${env:OPENAI_API_KEY}"
+model = "gpt-4o-mini"
+
+[llm.claude-2]
+kind = "anthropic"
+base_url = "http://${env:HOST}:8080/"
+api_key = "${env:GITHUB_TOKEN}"
+model = "claude-x"
+timeout = "2m"
+max_retries = 0
+max_tokens = 1024
+headers = { anthropic-beta = "tools-2024-05-16", X-Org = "${env:ORG_TOKEN}" }
+"#;
+    let c = match load_str(src, Path::new("/etc/mcpd/mcpd.toml"), &llm_env) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(c.llm.keys().collect::<Vec<_>>(), ["claude-2", "openai"]);
+    let mut expected = LlmConfig::with_defaults("openai".into(), LlmKind::OpenAi, "gpt-4o-mini".into());
+    expected.api_key = Some(Secret::new("sk-openai-secret"));
+    assert_eq!(c.llm["openai"], expected);
+    assert_eq!(expected.base_url, "https://api.openai.com/v1");
+    assert_eq!((expected.timeout, expected.max_retries, expected.max_tokens), (Duration::from_secs(60), 3, 4096));
+
+    let a = &c.llm["claude-2"];
+    assert_eq!(a.kind, LlmKind::Anthropic);
+    assert_eq!(a.base_url, "http://example.com:8080");
+    assert_eq!(a.api_key.as_ref().map(Secret::expose), Some(SECRET));
+    assert_eq!(
+        (a.model.as_str(), a.timeout, a.max_retries, a.max_tokens),
+        ("claude-x", Duration::from_secs(120), 0, 1024)
+    );
+    assert_eq!(a.headers.get("X-Org").map(Secret::expose), Some("org-secret"));
+    assert_eq!(a.headers.get("anthropic-beta").map(Secret::expose), Some("tools-2024-05-16"));
+    // No key reaches Debug output.
+    let debug = format!("{c:?}");
+    for secret in ["sk-openai-secret", SECRET, "org-secret"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    assert!(!c.extra.contains_key("llm"));
+}
+
+#[test]
+fn llm_problems_all_reported() {
+    let src = r#"[llm.a]
+kind = "gemini"
+model = "m"
+
+[llm.b]
+kind = "openai"
+api_key = "sk-live-inline-key"
+model = "m"
+modle = "x"
+base_url = "ftp://example.com"
+
+[llm.c]
+kind = "anthropic"
+api_key = "${env:GITHUB_TOKEN}"
+headers = { X-Api-Key = "k" }
+
+[llm.Bad_Name]
+kind = "openai"
+model = ""
+max_retries = 11
+max_tokens = 0
+timeout = "0s"
+base_url = "http://x/v1?key=1"
+api_key = "Bearer ${env:GITHUB_TOKEN}"
+
+[llm.d]
+model = "m"
+api_key = "${env:NOT_SET}"
+
+[llm.e]
+kind = "openai"
+model = "m"
+api_key = "${env:NEWLINE}"
+"#;
+    let found = problems(src);
+    assert_eq!(
+        found,
+        [
+            "2:8: invalid value \"gemini\" for \"kind\", expected one of \"openai\", \"anthropic\"",
+            "7:11: \"api_key\" must not be written inline: put the key in an environment variable or a file and write ${env:NAME} (or ${file:PATH})",
+            "9:1: unknown key \"modle\" in [llm.b], did you mean \"model\"?",
+            "10:12: \"base_url\" must be an http:// or https:// url with a host",
+            "12:6: [llm.c] needs \"model\" (the model asked for by default)",
+            "15:13: header \"X-Api-Key\" conflicts with \"api_key\" (kind \"anthropic\" sends the key in it); set only one",
+            "17:6: LLM provider name \"Bad_Name\" must match [a-z0-9-]{1,32}",
+            "19:9: \"model\" must not be empty",
+            "20:15: \"max_retries\" must be between 0 and 10, found 11",
+            "21:14: \"max_tokens\" must be between 1 and 1000000, found 0",
+            "22:11: \"timeout\" must be greater than zero",
+            "23:12: \"base_url\" must not have a query or fragment: request paths are appended to it",
+            "24:11: \"api_key\" must not be written inline: put the key in an environment variable or a file and write ${env:NAME} (or ${file:PATH})",
+            "26:6: [llm.d] needs \"kind\" (\"openai\" or \"anthropic\")",
+            "28:11: environment variable NOT_SET is not set",
+            "33:11: \"api_key\" is not a valid http header value (does the variable or file hold a newline?)",
+        ]
+    );
+    // An inline key is never echoed back.
+    assert!(found.iter().all(|p| !p.contains("sk-live-inline-key") && !p.contains(SECRET)), "{found:#?}");
+    // `llm` must be a table of tables.
+    assert_eq!(problems("llm = 1\n"), ["1:7: expected a table for \"llm\", found an integer"]);
+    assert_eq!(problems("[llm]\nx = \"y\"\n"), ["2:5: expected a table for \"llm.x\", found a string"]);
+}
+
+/// The commented-out `[llm.local]` example in config/mcpd.example.toml is valid once uncommented.
+#[test]
+fn example_llm_table_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/mcpd.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("# [llm.local]").expect("an [llm.local] example");
+    let table: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let env = |name: &str| (name == "LOCAL_LLM_KEY").then(|| "local-key".to_owned());
+    match load_str(&table, &path, &env) {
+        Ok(c) => assert_eq!(c.llm["local"].kind, LlmKind::OpenAi, "{table}"),
+        Err(e) => panic!("{e}\n{table}"),
+    }
+}
+
+#[test]
+fn sampling_and_roots() {
+    let c = ok(concat!(
+        "[sampling]\nroute = \"llm\"\nrate = \"10/m\"\n",
+        "[servers.a]\ncommand = \"x\"\nroots = [\"/srv/a\", \"file:///srv/b\"]\n",
+        "sampling = { route = \"llm:local\", max_concurrent = 1 }\n",
+        "[servers.b]\ncommand = \"x\"\n",
+    ));
+    assert_eq!(c.sampling.route, SamplingRoute::Llm(None));
+    let a = server(&c, "a");
+    assert_eq!(a.roots, vec!["file:///srv/a".to_owned(), "file:///srv/b".to_owned()]);
+    let sa = a.sampling.as_ref().expect("override");
+    assert_eq!(sa.route, SamplingRoute::Llm(Some("local".into())));
+    assert_eq!(sa.max_concurrent, 1);
+    assert!(server(&c, "b").sampling.is_none());
+    let p = problems(concat!(
+        "[sampling]\nroute = \"sometimes\"\nmax_tokens = 0\n",
+        "[servers.a]\ncommand = \"x\"\nroots = [\"relative/dir\"]\nsampling = { rout = \"app\" }\n",
+    ));
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("sometimes")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("relative/dir")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("did you mean \"route\"")), "{p:#?}");
 }

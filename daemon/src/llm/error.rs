@@ -8,7 +8,9 @@ pub enum LlmError {
     #[error("the LLM provider answered HTTP {status}{}: {body_excerpt}", status_hint(*.status))]
     Http { status: u16, body_excerpt: String },
     /// The whole request (all attempts and waits) did not finish within the configured timeout.
-    #[error("the LLM provider did not answer within the configured timeout; raise `timeout` for this provider or ask for fewer tokens")]
+    #[error(
+        "the LLM provider did not answer within the configured timeout; raise `timeout` for this provider or ask for fewer tokens"
+    )]
     Timeout,
     /// The provider's answer does not follow its API's wire format.
     #[error("the LLM provider sent an answer mcpd cannot use: {0}")]

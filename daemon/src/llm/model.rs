@@ -92,13 +92,24 @@ impl Message {
 pub enum Part {
     Text(String),
     /// An inline image; `data_base64` is the base64 payload without a `data:` prefix.
-    Image { mime: String, data_base64: String },
+    Image {
+        mime: String,
+        data_base64: String,
+    },
     /// A tool call made by the assistant (only valid in assistant messages).
-    ToolUse { id: String, name: String, input: Value },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
     /// The result of a tool call (only valid in user messages). `content` holds only
     /// [`Part::Text`] and [`Part::Image`]; anything else is rejected with
     /// [`LlmError::InvalidRequest`](super::LlmError::InvalidRequest).
-    ToolResult { tool_use_id: String, content: Vec<Part>, is_error: bool },
+    ToolResult {
+        tool_use_id: String,
+        content: Vec<Part>,
+        is_error: bool,
+    },
 }
 
 /// Why the model stopped.

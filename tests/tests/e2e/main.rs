@@ -1,10 +1,13 @@
 //! End-to-end tests: a real `mcpd` binary, real MCP peers (npm reference servers, the
 //! official Python SDK, a PyPI reference server) and our fault-injection server.
+mod agent;
 mod cli;
 mod faults;
 mod integrity;
 mod interop;
 mod lifecycle;
+mod llm;
+mod pipelines;
 mod reload;
 mod requests;
 mod resources;

@@ -100,3 +100,46 @@ async fn attach_rejects_a_bad_hello() {
         .await;
     assert_eq!(e.unwrap_err().code(), Some(tonic::Code::NotFound));
 }
+
+/// Roots come from the config; changing only the roots on reload tells the server
+/// (`roots/list_changed`) instead of restarting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roots_are_served_and_a_roots_only_change_is_announced_not_restarted() {
+    let servers = format!("{}roots = [\"/srv/one\"]\n", everything("e"));
+    let d = TestDaemon::start(&servers);
+    d.wait_state("e", proto::ServerState::Ready, Duration::from_secs(60)).await;
+    let mut c = d.client().await;
+    let roots_text = |c: &mut Client| {
+        let mut c = c.clone();
+        async move {
+            let r = c.call_tool("e.get-roots-list", "{}", Some(Duration::from_secs(30))).await.unwrap();
+            r.content_json
+        }
+    };
+    // The server asks for roots right after the handshake; give it a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = roots_text(&mut c).await;
+        if text.contains("file:///srv/one") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "roots never reached the server: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = c.status().await.unwrap().servers.into_iter().find(|s| s.name == "e").unwrap();
+    let config = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, config.replace("\"/srv/one\"", "\"/srv/one\", \"/srv/two\"")).unwrap();
+    let r = c.reload().await.unwrap();
+    assert!(r.applied && r.changed == vec!["e".to_owned()], "{r:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = roots_text(&mut c).await;
+        if text.contains("file:///srv/two") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the new roots never reached the server: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = c.status().await.unwrap().servers.into_iter().find(|s| s.name == "e").unwrap();
+    assert_eq!((after.pid, after.connects), (before.pid, before.connects), "a roots-only change restarted the server");
+}

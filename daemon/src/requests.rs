@@ -1,0 +1,178 @@
+//! What servers ask of a client, answered the same way in both protocol eras: elicitation
+//! (form and URL mode) goes to an attached app under mcpd's rules, sampling goes to the
+//! [`Sampler`], roots come from the config. The session-era handler and the stateless-era
+//! MRTR driver (`input_required` results) both call in here.
+use std::{collections::BTreeMap, sync::Arc, sync::LazyLock};
+
+use regex::Regex;
+use rmcp::ErrorData;
+use serde_json::{Value, json};
+
+use crate::{
+    attach::{Attachments, DEFAULT_REPLY_TIMEOUT, RequestKind},
+    event::EventKind,
+    sampling::Sampler,
+    upstream::Upstream,
+};
+
+/// MRTR rounds driven for one request before giving up (rmcp's default is the same).
+pub const MAX_MRTR_ROUNDS: usize = 10;
+
+/// Field names and descriptions that ask for a secret; a form elicitation that asks for one
+/// is declined (MCP: servers must not request sensitive information through forms).
+static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(pass(word|wd|phrase)?|secret|token|api[_ -]?key|access[_ -]?key|private[_ -]?key|credential|\bpin\b|\bcvv\b|credit[_ -]?card|card[_ -]?number|\bssn\b|social security|seed phrase|mnemonic|2fa|otp\b|one[- ]time code)",
+    )
+    .expect("static regex compiles")
+});
+
+/// Stronger phrases for descriptions, which are prose: "your password" asks for one;
+/// "do not give us your pin" does not.
+static SECRET_PROSE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(password|passphrase|api[_ -]?key|secret key|private key|access token|credit card number|card number|cvv|social security number|seed phrase)\b",
+    )
+    .expect("static regex compiles")
+});
+static NEGATED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\b(do not|don't|never|not)\b").expect("static regex compiles"));
+
+pub struct ServerRequests {
+    pub attachments: Arc<Attachments>,
+    pub sampler: Arc<Sampler>,
+}
+
+impl std::fmt::Debug for ServerRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerRequests").finish_non_exhaustive()
+    }
+}
+
+fn decline() -> Value {
+    json!({"action": "decline"})
+}
+
+/// The name of a form field that asks for a secret, if any.
+pub fn secret_field(params: &Value) -> Option<String> {
+    let props = params.pointer("/requestedSchema/properties")?.as_object()?;
+    for (name, schema) in props {
+        let labels = [Some(name.as_str()), schema.get("title").and_then(Value::as_str)];
+        let password_format = schema.get("format").and_then(Value::as_str) == Some("password");
+        let prose = schema.get("description").and_then(Value::as_str).unwrap_or("");
+        let prose_asks = SECRET_PROSE.is_match(prose) && !NEGATED.is_match(prose);
+        if password_format || prose_asks || labels.iter().flatten().any(|t| SECRET_FIELD.is_match(t)) {
+            return Some(name.clone());
+        }
+    }
+    None
+}
+
+/// `https://host:port/path` -> `host:port`; `None` unless http(s) with a host.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (!host.is_empty()).then(|| host.to_lowercase())
+}
+
+// === impl ServerRequests ===
+
+impl ServerRequests {
+    /// An elicitation: declined when it asks for a secret (form mode), when its URL is not
+    /// http(s) (URL mode), or when no app answers; otherwise the app's answer. URL mode
+    /// hands the app the URL's host as `_mcpd.urlHost` so it can show it next to the URL.
+    pub async fn elicit(&self, upstream: &Upstream, mut params: Value) -> Value {
+        let server = upstream.name.as_str();
+        let url_mode = params.get("mode").and_then(Value::as_str) == Some("url") || params.get("url").is_some();
+        if url_mode {
+            let url = params.get("url").and_then(Value::as_str).unwrap_or("").to_owned();
+            let Some(host) = url_host(&url) else {
+                let why = "a URL-mode elicitation whose URL is not http(s) with a host".to_owned();
+                upstream.events.emit(server, EventKind::ElicitationDeclined, None, why);
+                return decline();
+            };
+            if let Some(obj) = params.as_object_mut() {
+                obj.insert("_mcpd".into(), json!({"urlHost": host}));
+            }
+        } else if let Some(field) = secret_field(&params) {
+            let why = format!("a form elicitation asked for a secret (field {field:?}); declined");
+            tracing::warn!(server = %server, field = %field, "elicitation asking for a secret declined");
+            upstream.events.emit(server, EventKind::ElicitationDeclined, None, why);
+            return decline();
+        }
+        match self.attachments.route(server, RequestKind::Elicitation, params, DEFAULT_REPLY_TIMEOUT).await {
+            Ok(v) => v,
+            Err(e) => {
+                // With nobody to ask, or nobody answering, the safe answer is "no".
+                tracing::info!(server = %server, reason = %e, "elicitation declined");
+                decline()
+            }
+        }
+    }
+
+    pub async fn sample(&self, upstream: &Upstream, params: Value) -> Result<Value, ErrorData> {
+        self.sampler.sample(upstream, params).await
+    }
+
+    /// `roots/list`: the server's configured roots.
+    pub fn roots(&self, upstream: &Upstream) -> Value {
+        let roots: Vec<Value> = upstream.roots().iter().map(|r| json!({"uri": r})).collect();
+        json!({"roots": roots})
+    }
+
+    /// Fulfils the input requests of one MRTR `input_required` round, keyed as the server
+    /// keyed them. A refused sampling request fails the round (and the call) with its error.
+    pub async fn fulfil(&self, upstream: &Upstream, requests: &Value) -> Result<BTreeMap<String, Value>, ErrorData> {
+        let mut out = BTreeMap::new();
+        let Some(map) = requests.as_object() else { return Ok(out) };
+        for (key, req) in map {
+            let method = req.get("method").and_then(Value::as_str).unwrap_or("");
+            let params = req.get("params").cloned().unwrap_or_else(|| json!({}));
+            let answer = match method {
+                "sampling/createMessage" => self.sample(upstream, params).await?,
+                "elicitation/create" => self.elicit(upstream, params).await,
+                "roots/list" => self.roots(upstream),
+                other => {
+                    return Err(ErrorData::invalid_params(
+                        format!("mcpd cannot fulfil an input request of method {other:?}"),
+                        None,
+                    ));
+                }
+            };
+            out.insert(key.clone(), answer);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_asking_for_secrets_are_recognised() {
+        let form = |props: Value| json!({"message": "m", "requestedSchema": {"type": "object", "properties": props}});
+        assert_eq!(secret_field(&form(json!({"password": {"type": "string"}}))).as_deref(), Some("password"));
+        assert_eq!(
+            secret_field(&form(json!({"k": {"type": "string", "title": "Your API key"}}))).as_deref(),
+            Some("k")
+        );
+        assert_eq!(secret_field(&form(json!({"k": {"type": "string", "format": "password"}}))).as_deref(), Some("k"));
+        assert_eq!(secret_field(&form(json!({"name": {"type": "string"}, "age": {"type": "integer"}}))), None);
+        assert_eq!(secret_field(&form(json!({"color": {"type": "string", "description": "Favourite colour"}}))), None);
+        // Prose that warns against sharing secrets is not a request for one.
+        let warn = json!({"n": {"type": "integer", "description": "Your favorite integer (do not give us your phone number, pin, or other sensitive info)"}});
+        assert_eq!(secret_field(&form(warn)), None);
+        let asks = json!({"x": {"type": "string", "description": "Enter your password to continue"}});
+        assert_eq!(secret_field(&form(asks)).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(url_host("https://Login.Example.com:8443/a?b").as_deref(), Some("login.example.com:8443"));
+        assert_eq!(url_host("https://user@evil.example/x").as_deref(), Some("evil.example"));
+        assert_eq!(url_host("javascript:alert(1)"), None);
+        assert_eq!(url_host("https:///nohost"), None);
+    }
+}
