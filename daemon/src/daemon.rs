@@ -210,6 +210,9 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         };
         // Sessions stop while the last RPCs drain; calls still running fail as their servers go.
         tokio::join!(api_done, daemon.supervisor.shutdown(grace));
+        if let Some(audit) = &daemon.audit {
+            audit.close(Duration::from_secs(2)).await;
+        }
         if let Err(e) = store.flush().await {
             tracing::warn!(error = %e, "store flush failed");
         }

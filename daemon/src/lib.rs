@@ -35,6 +35,7 @@ pub mod requests;
 pub mod resource;
 pub mod sampling;
 pub mod session;
+pub mod ssrf;
 pub mod store;
 pub mod supervisor;
 pub mod transport;

@@ -180,6 +180,29 @@ pub enum ConnectError {
     Timeout(Duration),
     #[error("listing tools failed: {0}")]
     ListTools(String),
+    /// HTTP 401/403: the `WWW-Authenticate` challenge (possibly empty).
+    #[error("the server requires authorization")]
+    NeedsAuth(String),
+}
+
+/// What status shows for a server that asked for authorization: its scopes and metadata
+/// URL when the challenge names them, never a token.
+fn needs_auth_message(server: &str, challenge: &str) -> String {
+    let param = |name: &str| {
+        challenge.split(',').find_map(|part| {
+            let (k, v) = part.trim().trim_start_matches("Bearer ").split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
+        })
+    };
+    let mut msg = format!("the server requires authorization (HTTP 401/403); mcpd has no credentials for {server:?}");
+    if let Some(scope) = param("scope") {
+        msg.push_str(&format!("; it asks for scope \"{scope}\""));
+    }
+    if let Some(meta) = param("resource_metadata") {
+        msg.push_str(&format!("; resource metadata at {}", crate::config::redact_url(&meta)));
+    }
+    msg.push_str("; set an Authorization header from a secret in the config, then reload");
+    msg
 }
 
 /// Runs the server's session loop until `cancel` fires.
@@ -211,6 +234,19 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
         let started = Instant::now();
         let failure = match connect(&upstream, &ctx).await {
             Ok(conn) => serve(&upstream, &ctx, conn, &cancel).await,
+            Err(ConnectError::NeedsAuth(challenge)) => {
+                // Retrying cannot help until someone authorizes: say so once and wait for
+                // a config change (which restarts this task) or shutdown.
+                let why = needs_auth_message(&upstream.name, &challenge);
+                tracing::warn!(server = %upstream.name, "{why}");
+                upstream.update(|s| {
+                    s.state = ServerState::NeedsAuth;
+                    s.last_error = why;
+                    s.next_retry_unix_ms = 0;
+                });
+                cancel.cancelled().await;
+                break;
+            }
             Err(e) => Some(e.to_string()),
         };
         upstream.set_peer(None);
@@ -393,6 +429,12 @@ async fn connect_with(
     let result = tokio::time::timeout(cfg.connect_timeout, handler.serve_with_lifecycle(transport, mode)).await;
     let service = match result {
         Ok(Ok(s)) => s,
+        Ok(Err(e)) if e.is_authorization_required() => {
+            if let Some(c) = child {
+                c.shutdown().await;
+            }
+            return Err(ConnectError::NeedsAuth(e.auth_challenge().unwrap_or_default().to_owned()));
+        }
         Ok(Err(e)) => {
             let reason = fault_or(&fault, e.to_string());
             return Err(match child {

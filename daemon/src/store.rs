@@ -184,17 +184,22 @@ impl Store {
     pub fn start_audit(&self, max: Arc<AtomicUsize>) -> AuditLog {
         let (tx, rx) = std::sync::mpsc::sync_channel::<AuditEntry>(AUDIT_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let db = self.db.clone();
-        let lost = dropped.clone();
+        let (lost, stopping) = (dropped.clone(), stop.clone());
         let spawned = std::thread::Builder::new().name("mcpd-audit".into()).spawn(move || {
-            if let Err(e) = audit_writer(&db, &rx, &max, &lost) {
+            if let Err(e) = audit_writer(&db, &rx, &max, &lost, &stopping) {
                 tracing::error!(error = %e, "the audit writer stopped; calls are no longer audited");
             }
         });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the audit writer; calls are not audited");
-        }
-        AuditLog { tx, dropped }
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the audit writer; calls are not audited");
+                None
+            }
+        };
+        AuditLog { tx, dropped, stop, thread: Arc::new(std::sync::Mutex::new(thread)) }
     }
 
     /// The newest `limit` audit records (optionally of one server), newest first.
@@ -272,6 +277,8 @@ pub struct StoredTools {
 pub struct AuditLog {
     tx: std::sync::mpsc::SyncSender<AuditEntry>,
     dropped: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl AuditLog {
@@ -281,6 +288,21 @@ impl AuditLog {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Writes what is queued and stops the writer (shutdown), waiting at most `within`.
+    /// The writer holds the database open, so this comes before the store is closed.
+    pub async fn close(&self, within: std::time::Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else { return };
+        let deadline = tokio::time::Instant::now() + within;
+        while !handle.is_finished() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        }
+    }
 }
 
 fn audit_writer(
@@ -288,6 +310,7 @@ fn audit_writer(
     rx: &std::sync::mpsc::Receiver<AuditEntry>,
     max: &AtomicUsize,
     dropped: &AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), StoreError> {
     let tree = db.open_tree(AUDIT)?;
     // Counting is O(n) in sled: done once here, then kept in memory.
@@ -297,11 +320,16 @@ fn audit_writer(
         // (no futex wake per call), and sled's cost is per write, not per byte, so one batch
         // per interval keeps auditing cheap. A crash can lose this interval's records, as
         // sled's own periodic flush could anyway.
-        std::thread::sleep(AUDIT_GATHER);
+        // Sleep in short slices so a shutdown is not kept waiting a whole interval.
+        let woke = std::time::Instant::now();
+        while woke.elapsed() < AUDIT_GATHER && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let mut pending: Vec<AuditEntry> = rx.try_iter().take(AUDIT_QUEUE).collect();
         if pending.is_empty() {
             match rx.try_recv() {
                 Ok(e) => pending.push(e),
+                Err(std::sync::mpsc::TryRecvError::Empty) if stop.load(Ordering::Relaxed) => return Ok(()),
                 Err(std::sync::mpsc::TryRecvError::Empty) => continue,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return Ok(()),
             }

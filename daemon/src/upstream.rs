@@ -32,6 +32,8 @@ pub enum ServerState {
     Degraded,
     Backoff,
     CircuitOpen,
+    /// The server asked for authorization; no retries until the config changes.
+    NeedsAuth,
     Disabled,
     Stopped,
 }
@@ -44,6 +46,7 @@ impl ServerState {
             ServerState::Degraded => "degraded",
             ServerState::Backoff => "backoff",
             ServerState::CircuitOpen => "circuit-open",
+            ServerState::NeedsAuth => "needs-auth",
             ServerState::Disabled => "disabled",
             ServerState::Stopped => "stopped",
         }
@@ -185,7 +188,10 @@ impl Upstream {
         };
         if old != new {
             tracing::info!(server = %self.name, from = old.as_str(), to = new.as_str(), "state");
-            let msg = if matches!(new, ServerState::Backoff | ServerState::CircuitOpen | ServerState::Degraded) {
+            let msg = if matches!(
+                new,
+                ServerState::Backoff | ServerState::CircuitOpen | ServerState::Degraded | ServerState::NeedsAuth
+            ) {
                 err
             } else {
                 String::new()

@@ -39,6 +39,7 @@ fn state_pb(s: ServerState) -> pb::ServerState {
         ServerState::Degraded => pb::ServerState::Degraded,
         ServerState::Backoff => pb::ServerState::Backoff,
         ServerState::CircuitOpen => pb::ServerState::CircuitOpen,
+        ServerState::NeedsAuth => pb::ServerState::NeedsAuth,
         ServerState::Disabled => pb::ServerState::Disabled,
         ServerState::Stopped => pb::ServerState::Stopped,
     }

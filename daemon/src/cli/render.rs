@@ -25,6 +25,7 @@ fn state_name(s: i32) -> &'static str {
         ServerState::Degraded => "degraded",
         ServerState::Backoff => "backoff",
         ServerState::CircuitOpen => "circuit-open",
+        ServerState::NeedsAuth => "needs-auth",
         ServerState::Disabled => "disabled",
         ServerState::Stopped => "stopped",
     }

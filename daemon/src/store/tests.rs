@@ -62,9 +62,8 @@ async fn pins_survive_reopen_and_audit_is_bounded_newest_first() {
             };
             audit.append(e);
         }
-        // Appends are fire-and-forget; give the writer a moment, then flush.
-        drop(audit);
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Appends are fire-and-forget; closing writes what is queued and releases the database.
+        audit.close(std::time::Duration::from_secs(30)).await;
         store.flush().await.unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
