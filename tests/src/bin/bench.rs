@@ -698,6 +698,9 @@ fn check_stop(label: &str, r: &StopReport) {
 // ---------------------------------------------------------------------------------------------
 
 struct DaemonRun {
+    /// p50 of a gRPC round trip that involves no MCP server (`ListServers`), in µs: the floor
+    /// the API hop alone puts under every call.
+    grpc_floor_p50_us: f64,
     seq: Stats,
     conc: Stats,
     ready_ms: u128,
@@ -720,6 +723,20 @@ async fn bench_daemon(o: &Opts, root: &Path) -> anyhow::Result<DaemonRun> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = Rss::of(daemon.pid);
+    let grpc_floor_p50_us = {
+        let mut c = client.clone();
+        let mut samples = Vec::with_capacity(5000);
+        for i in 0..5500 {
+            let t0 = Instant::now();
+            c.list_servers().await?;
+            if i >= 500 {
+                samples.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        samples.sort_by(|a, b| a.total_cmp(b));
+        samples[samples.len() / 2]
+    };
+    eprintln!("  daemon  gRPC floor (ListServers, no MCP server): p50 {grpc_floor_p50_us:.1} µs");
     let target = Target::Daemon { client, tool };
     let probe = Probe(vec![
         ("bench".into(), Pids::Own),
@@ -732,7 +749,7 @@ async fn bench_daemon(o: &Opts, root: &Path) -> anyhow::Result<DaemonRun> {
     let rss_after = Rss::of(daemon.pid);
     let stop = daemon.stop();
     check_stop("1-server daemon", &stop);
-    Ok(DaemonRun { seq, conc, ready_ms, rss_idle, rss_after, stop })
+    Ok(DaemonRun { grpc_floor_p50_us, seq, conc, ready_ms, rss_idle, rss_after, stop })
 }
 
 struct FleetRun {
@@ -838,6 +855,7 @@ async fn run(o: Opts) -> anyhow::Result<()> {
             json!({
                 "sequential": d.seq.json(), "concurrent": d.conc.json(),
                 "ready_ms": d.ready_ms as u64, "stop": stop_json(&d.stop),
+                "grpc_floor_p50_us": round(d.grpc_floor_p50_us, 1),
             }),
         );
     }
@@ -851,6 +869,7 @@ async fn run(o: Opts) -> anyhow::Result<()> {
             verdict(over_seq < TARGET_OVERHEAD_P50_US)
         );
         println!("overhead p99, sequential:      {:>8.1} µs", d.seq.p99_us - dseq.p99_us);
+        println!("gRPC floor p50 (ListServers):  {:>8.1} µs   (the API hop alone, no MCP server)", d.grpc_floor_p50_us);
         println!("overhead p50, c={:<3}:           {over_conc:>8.1} µs", o.concurrency);
         println!(
             "throughput daemon/direct c={:<3} {:>8.1} %    target >= {:.0} %: {}",
