@@ -254,3 +254,53 @@ async fn python_server_samples_with_tools_and_elicits_in_both_eras() {
     .unwrap();
     assert!(declined.contains("password"), "{declined}");
 }
+
+/// The Python SDK server's sampling in both eras reaches an attached app (route "app", the
+/// default) and is refused cleanly without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_server_sampling_reaches_an_attached_app_in_both_eras() {
+    let d = TestDaemon::start(&format!("{}{}", py("legacy", "2025-11-25", ""), py("modern", "2026-07-28", "")));
+    d.wait_all_ready(READY).await;
+    let mut c = d.client().await;
+    for server in ["legacy", "modern"] {
+        let text = match c.call_tool(&format!("{server}.ask_llm"), r#"{"prompt":"hi"}"#, None).await {
+            Ok(r) => {
+                assert!(r.is_error, "{server}: sampling without an app must fail: {}", r.content_json);
+                r.content_json
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(text.contains("refused") || text.contains("no attached application"), "{server}: {text}");
+    }
+    let mut app = c
+        .attach(proto::AttachHello { app: "t".into(), servers: vec![], elicitation: false, sampling: true })
+        .await
+        .unwrap();
+    let answering = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Ok(Some(req)) = app.next_request().await {
+            assert_eq!(req.method, "sampling/createMessage");
+            let params: Value = serde_json::from_str(&req.params_json).unwrap();
+            assert_eq!(params["tools"][0]["name"], "get_weather", "{params}");
+            let answer = json!({
+                "role": "assistant", "model": "app-model", "stopReason": "toolUse",
+                "content": [{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Oslo"}}]
+            });
+            app.reply(&req.id, Ok(answer)).await.unwrap();
+            seen += 1;
+            if seen == 2 {
+                return (seen, app);
+            }
+        }
+        (seen, app)
+    });
+    for server in ["legacy", "modern"] {
+        let r = c.call_tool(&format!("{server}.ask_llm"), r#"{"prompt":"weather?"}"#, None).await.unwrap();
+        assert!(!r.is_error, "{server}: {}", r.content_json);
+        let v: Value = serde_json::from_str(&first_text(&r)).unwrap();
+        assert_eq!(v["model"], "app-model", "{server}: {v}");
+        assert_eq!(v["content"][0]["input"]["city"], "Oslo", "{server}: {v}");
+    }
+    let (seen, _app) = tokio::time::timeout(Duration::from_secs(10), answering).await.unwrap().unwrap();
+    assert_eq!(seen, 2);
+}
