@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite's non-auth CLIENT scenarios (spec 2025-11-25)
+# Runs the official MCP conformance suite's CLIENT scenarios mcpd supports (spec 2025-11-25, plus the
+# client-credentials extension)
 # through mcpd: target/debug/mcpd-conformance-client starts the real daemon against each
 # scenario's mock server and does the scenario's work through the gRPC client.
 #
@@ -18,7 +19,7 @@ P="${MCPD_PEERS:-$ROOT/.cache/peers}"
 NODE="$P/node22"
 CONF="$P/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 CLIENT="$ROOT/target/debug/mcpd-conformance-client"
-SCENARIOS=${CONFORMANCE_SCENARIOS:-"initialize tools_call elicitation-sep1034-client-defaults sse-retry"}
+SCENARIOS=${CONFORMANCE_SCENARIOS:-"initialize tools_call elicitation-sep1034-client-defaults sse-retry auth/client-credentials-basic"}
 
 for f in "$NODE" "$CONF"; do
     if [ ! -e "$f" ]; then

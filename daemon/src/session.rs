@@ -406,8 +406,13 @@ async fn connect_with(
         TransportConfig::Http { url, headers } => {
             let headers: Vec<(String, String)> =
                 headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
-            let t = transport::http::connect(url, &headers, max, cfg.connect_timeout)
-                .map_err(|e| ConnectError::Setup(e.to_string()))?;
+            let t = match &cfg.oauth {
+                Some(oauth) => transport::http::connect_oauth(url, &headers, max, cfg.connect_timeout, oauth)
+                    .await
+                    .map_err(|e| ConnectError::Setup(e.to_string()))?,
+                None => transport::http::connect(url, &headers, max, cfg.connect_timeout)
+                    .map_err(|e| ConnectError::Setup(e.to_string()))?,
+            };
             (t, None)
         }
         TransportConfig::Sse { url, headers } => {

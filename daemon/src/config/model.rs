@@ -168,6 +168,19 @@ pub struct ServerConfig {
     /// Roots offered to the server (`file://` URIs); changing only these on reload sends
     /// `notifications/roots/list_changed` instead of restarting the server.
     pub roots: Vec<String>,
+    /// OAuth 2.1 client credentials (machine-to-machine) for an HTTP server.
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `oauth = { client_id, client_secret, scopes }`: the client-credentials grant (SEP-1046).
+/// mcpd discovers the authorization server from the MCP server (protected resource metadata,
+/// then RFC 8414 / OpenID discovery), sends the RFC 8707 `resource`, and uses the token only
+/// for this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
 }
 
 /// `trust`: when a tool definition may be called.
@@ -220,6 +233,7 @@ impl ServerConfig {
             confirm_destructive: false,
             sampling: None,
             roots: Vec::new(),
+            oauth: None,
         }
     }
 }

@@ -39,7 +39,9 @@ const SERVER_KEYS: &[&str] = &[
     "confirm_destructive",
     "sampling",
     "roots",
+    "oauth",
 ];
+const OAUTH_KEYS: &[&str] = &["client_id", "client_secret", "scopes"];
 const SAMPLING_KEYS: &[&str] = &["route", "rate", "max_tokens", "max_concurrent"];
 const STDIO_KEYS: &[&str] = &["command", "args", "env", "cwd"];
 const HTTP_KEYS: &[&str] = &["url", "headers"];
@@ -154,6 +156,7 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
                 parse_sampling(ctx, &format!("servers.{name}.sampling"), v, &SamplingConfig::default()).map(Some),
             ),
             "roots" => set(&mut s.roots, parse_roots(ctx, v)),
+            "oauth" => set(&mut s.oauth, parse_oauth(ctx, name, v).map(Some)),
             _ => {
                 ctx.unknown_key(k, SERVER_KEYS, &place);
                 false
@@ -220,6 +223,42 @@ pub(crate) fn parse_sampling(
         };
     }
     ok.then_some(out)
+}
+
+/// `oauth = { client_id = "...", client_secret = "${env:NAME}", scopes = [...] }`.
+fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super::model::OAuthConfig> {
+    let table = ctx.table("oauth", v)?;
+    let place = format!("in [servers.{server}.oauth]");
+    let (mut id, mut secret, mut scopes) = (None, None, Vec::new());
+    let mut ok = true;
+    for (k, v) in table.iter() {
+        match k.get_ref().as_ref() {
+            "client_id" => id = ctx.string("oauth.client_id", v).map(str::to_owned),
+            "client_secret" => {
+                let raw = ctx.string("oauth.client_secret", v).unwrap_or("");
+                // Secrets come from the environment or a file, never inline in the config.
+                if !raw.is_empty() && !raw.starts_with("${") {
+                    ctx.report(
+                        v.span(),
+                        "\"oauth.client_secret\" must come from ${env:NAME} or ${file:PATH}, not be written inline",
+                    );
+                    ok = false;
+                } else {
+                    secret = ctx.expanded("oauth.client_secret", v).map(super::secret::Secret::new);
+                }
+            }
+            "scopes" => scopes = ctx.strings("oauth.scopes", v, false, &|_| None).unwrap_or_default(),
+            _ => {
+                ctx.unknown_key(k, OAUTH_KEYS, &place);
+                ok = false;
+            }
+        }
+    }
+    let (Some(client_id), Some(client_secret)) = (id, secret) else {
+        ctx.report(v.span(), format!("[servers.{server}.oauth] needs \"client_id\" and \"client_secret\""));
+        return None;
+    };
+    ok.then_some(super::model::OAuthConfig { client_id, client_secret, scopes })
 }
 
 /// `roots = ["/srv/data", "file:///home/me/src"]`: absolute paths or `file://` URIs.

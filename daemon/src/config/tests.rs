@@ -93,6 +93,7 @@ fn minimal_stdio_with_defaults() {
         confirm_destructive: false,
         sampling: None,
         roots: vec![],
+        oauth: None,
     };
     assert_eq!(*s, expected);
 }
@@ -1353,4 +1354,21 @@ fn sampling_and_roots() {
     assert!(p.iter().any(|m| m.contains("sometimes")), "{p:#?}");
     assert!(p.iter().any(|m| m.contains("relative/dir")), "{p:#?}");
     assert!(p.iter().any(|m| m.contains("did you mean \"route\"")), "{p:#?}");
+}
+
+#[test]
+fn oauth_client_credentials() {
+    let c = ok(concat!(
+        "[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n",
+        "oauth = { client_id = \"mcpd\", client_secret = \"${env:GITHUB_TOKEN}\", scopes = [\"mcp:read\"] }\n",
+    ));
+    let o = server(&c, "api").oauth.as_ref().expect("oauth");
+    assert_eq!((o.client_id.as_str(), o.scopes.as_slice()), ("mcpd", &["mcp:read".to_owned()][..]));
+    assert!(!format!("{o:?}").contains(o.client_secret.expose()), "the secret leaks through Debug");
+    let p = problems(concat!(
+        "[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n",
+        "oauth = { client_id = \"mcpd\", client_secret = \"hunter2\", scope = [] }\n",
+    ));
+    assert!(p.iter().any(|m| m.contains("not be written inline")), "{p:#?}");
+    assert!(p.iter().any(|m| m.contains("did you mean \"scopes\"")), "{p:#?}");
 }

@@ -28,6 +28,8 @@ type StdioRw =
 pub enum AnyTransport {
     Stdio(StdioRw),
     Http(StreamableHttpClientTransport<reqwest::Client>),
+    /// Streamable HTTP with OAuth bearer tokens (rmcp's `AuthClient` refreshes them).
+    HttpAuth(StreamableHttpClientTransport<rmcp::transport::auth::AuthClient<reqwest::Client>>),
     Sse(sse::LegacySseTransport),
 }
 
@@ -51,6 +53,10 @@ impl Transport<RoleClient> for AnyTransport {
                 let f = t.send(item);
                 Box::pin(async move { f.await.map_err(TransportError::new) })
             }
+            AnyTransport::HttpAuth(t) => {
+                let f = t.send(item);
+                Box::pin(async move { f.await.map_err(TransportError::new) })
+            }
             AnyTransport::Sse(t) => {
                 let f = t.send(item);
                 Box::pin(async move { f.await.map_err(TransportError::new) })
@@ -63,6 +69,7 @@ impl Transport<RoleClient> for AnyTransport {
         match self {
             AnyTransport::Stdio(t) => t.receive().await,
             AnyTransport::Http(t) => t.receive().await,
+            AnyTransport::HttpAuth(t) => t.receive().await,
             AnyTransport::Sse(t) => t.receive().await,
         }
     }
@@ -71,6 +78,7 @@ impl Transport<RoleClient> for AnyTransport {
         match self {
             AnyTransport::Stdio(t) => t.close().await.map_err(TransportError::new),
             AnyTransport::Http(t) => t.close().await.map_err(TransportError::new),
+            AnyTransport::HttpAuth(t) => t.close().await.map_err(TransportError::new),
             AnyTransport::Sse(t) => t.close().await.map_err(TransportError::new),
         }
     }

@@ -23,7 +23,8 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// Deadline of one tool call (the harness kills us after `--timeout` anyway).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The scenarios this adapter knows (the suite's non-auth client scenarios for 2025-11-25).
-const SCENARIOS: &[&str] = &["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"];
+const SCENARIOS: &[&str] =
+    &["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry", "auth/client-credentials-basic"];
 
 fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -72,7 +73,20 @@ async fn run() -> Result<()> {
     }
     eprintln!("mcpd-conformance-client: scenario {scenario:?}, server {url}");
 
-    let mut daemon = Daemon::start(&url)?;
+    // Credential scenarios hand the client its credentials in MCP_CONFORMANCE_CONTEXT; they
+    // reach mcpd the way an admin's would: client_id in the config, the secret from the env.
+    let oauth = if scenario.starts_with("auth/client-credentials") {
+        let ctx: serde_json::Value = serde_json::from_str(
+            &std::env::var("MCP_CONFORMANCE_CONTEXT").context("MCP_CONFORMANCE_CONTEXT is not set")?,
+        )
+        .context("MCP_CONFORMANCE_CONTEXT is not JSON")?;
+        let id = ctx["client_id"].as_str().context("no client_id in the context")?.to_owned();
+        let secret = ctx["client_secret"].as_str().context("no client_secret in the context")?.to_owned();
+        Some((id, secret))
+    } else {
+        None
+    };
+    let mut daemon = Daemon::start(&url, oauth)?;
     let outcome = async {
         let mut client = daemon.connect().await?;
         // The elicitation scenario needs the app attached before the tool call; attaching
@@ -108,7 +122,7 @@ async fn run() -> Result<()> {
 async fn scenario_work(scenario: &str, client: &mut Client) -> Result<()> {
     match scenario {
         // The handshake itself is what is checked; list the (empty) tools like the reference.
-        "initialize" => {
+        "initialize" | "auth/client-credentials-basic" => {
             let tools = client.list_tools(Some(SERVER)).await.context("listing tools")?;
             eprintln!("mcpd-conformance-client: {} tool(s)", tools.len());
             Ok(())
@@ -251,7 +265,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(url: &str) -> Result<Self> {
+    fn start(url: &str, oauth: Option<(String, String)>) -> Result<Self> {
         let bin = mcpd_bin()?;
         // Pinned by default: the mock servers misbehave on the `server/discover` probe of "auto".
         let protocol = std::env::var("MCPD_CONFORMANCE_PROTOCOL").unwrap_or_else(|_| "auto".to_owned());
@@ -259,7 +273,7 @@ impl Daemon {
         let socket = dir.path().join("mcpd.sock");
         let config = dir.path().join("mcpd.toml");
         let log = dir.path().join("mcpd.log");
-        let body = format!(
+        let mut body = format!(
             "[daemon]\nsocket = {}\nstate_dir = {}\nshutdown_grace = \"2s\"\nlog_level = \"info,mcpd=debug\"\n\n\
              [servers.{SERVER}]\ntransport = \"http\"\nurl = {}\nprotocol = {}\nliveness_interval = \"0s\"\n\
              backoff = {{ initial = \"200ms\", max = \"1s\" }}\n",
@@ -268,9 +282,21 @@ impl Daemon {
             mcpd_tests::q(url),
             mcpd_tests::q(protocol),
         );
+        let mut secret_env = None;
+        if let Some((id, secret)) = oauth {
+            body.push_str(&format!(
+                "oauth = {{ client_id = {}, client_secret = \"${{env:MCPD_CONFORMANCE_CLIENT_SECRET}}\" }}\n",
+                mcpd_tests::q(id)
+            ));
+            secret_env = Some(secret);
+        }
         std::fs::write(&config, body).with_context(|| format!("writing {}", config.display()))?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some(secret) = secret_env {
+            cmd.env("MCPD_CONFORMANCE_CLIENT_SECRET", secret);
+        }
+        let child = cmd
             .args(["serve", "--config"])
             .arg(&config)
             .env_remove("MCPD_SOCKET")
