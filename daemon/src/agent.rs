@@ -14,7 +14,6 @@ use std::{
 };
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +22,6 @@ use crate::{
     config::glob_match,
     daemon::Daemon,
     llm::{ChatRequest, ChatResponse, Message, Part, Provider, Role, ToolChoice, ToolSpec},
-    trust::Verdict,
 };
 
 /// Hard caps whatever the caller asks, so one run cannot monopolise a provider.
@@ -135,8 +133,10 @@ impl Aliases {
     }
 }
 
+/// The first 8 hex digits of the name's SHA-256.
 fn hex8(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+    let hex = crate::integrity::fingerprint::sha256_hex(s.as_bytes());
+    hex.strip_prefix("sha256:").unwrap_or(&hex).chars().take(8).collect()
 }
 
 /// A random run id (128 bits, no credential).
@@ -169,12 +169,8 @@ fn select_tools(d: &Daemon, spec: &AgentSpec) -> (Vec<ToolSpec>, Aliases) {
         if !spec.tools.is_empty() && !spec.tools.iter().any(|g| glob_match(g, &q)) {
             continue;
         }
-        // Pipelines (the admin's config) are trusted; server tools need a trusted verdict.
-        if t.server != crate::config::PIPELINE_SERVER {
-            let Some(u) = d.supervisor.upstream(&t.server) else { continue };
-            if d.trust.verdict(&u.config, &u.identity, t) != Verdict::Trusted {
-                continue;
-            }
+        if !d.tool_verdict(t).is_trusted() {
+            continue;
         }
         names.push(q);
         specs.push(t.clone());
@@ -306,9 +302,9 @@ pub async fn run(
                     policy: &policy,
                     max_result_bytes: d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
                 };
-                let req = CallRequest { name: &tool, arguments_json: &args, timeout: None, confirm: false, app: &app };
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let req = CallRequest { timeout: Some(remaining.max(Duration::from_millis(1))), ..req };
+                let timeout = Some(remaining.max(Duration::from_millis(1)));
+                let req = CallRequest { name: &tool, arguments_json: &args, timeout, confirm: false, app: &app };
                 match call::call_tool(&env, req, None).await {
                     Ok(o) => {
                         let text = content_text(&o.result.content, o.result.structured_content.as_ref());

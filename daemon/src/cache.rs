@@ -106,6 +106,12 @@ impl ResourceCache {
         self.inner.entry_count()
     }
 
+    /// Entries and bytes held, after one round of pending maintenance (for Status).
+    pub fn stats(&self) -> (u64, u64) {
+        self.inner.run_pending_tasks();
+        (self.inner.entry_count(), self.inner.weighted_size())
+    }
+
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }

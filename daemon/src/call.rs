@@ -293,10 +293,7 @@ pub async fn call_pipeline(
     let Some(p) = env.pipelines.get(name) else {
         return Err(CallError::NoSuchTool { name: req.name.to_owned(), suggestion: None });
     };
-    let input = match parse_arguments(req.arguments_json)? {
-        m if m.is_empty() => serde_json::Value::Object(m),
-        m => serde_json::Value::Object(m),
-    };
+    let input = serde_json::Value::Object(parse_arguments(req.arguments_json)?);
     let timeout = req.timeout.unwrap_or(PIPELINE_TIMEOUT);
     let caller = PipelineCaller { env, app: format!("{} via pipeline.{name}", req.app), deadline: started + timeout };
     let run = tokio::time::timeout(timeout, crate::pipeline::run(p, env.pipelines, input, &caller, 0, events))

@@ -244,6 +244,23 @@ pub struct ReloadOutcome {
 // === impl Daemon ===
 
 impl Daemon {
+    /// Whether `name` is a configured server or the virtual `pipeline` server.
+    pub fn knows_server(&self, name: &str) -> bool {
+        name == crate::config::PIPELINE_SERVER || self.supervisor.upstream(name).is_some()
+    }
+
+    /// Whether a registry entry may be called (ListTools, agents): pipelines are the admin's
+    /// own config and trusted by definition; server tools need their pin.
+    pub fn tool_verdict(&self, t: &crate::registry::ToolEntry) -> crate::trust::Verdict {
+        if t.server == crate::config::PIPELINE_SERVER {
+            return crate::trust::Verdict::Trusted;
+        }
+        match self.supervisor.upstream(&t.server) {
+            Some(u) => self.trust.verdict(&u.config, &u.identity, t),
+            None => crate::trust::Verdict::Quarantined("its server is no longer configured".into()),
+        }
+    }
+
     /// Loads the config file again and applies it as a diff; a bad file changes nothing.
     pub async fn reload(&self) -> ReloadOutcome {
         let mut current = self.config.lock().await;

@@ -13,7 +13,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use arc_swap::ArcSwap;
@@ -345,9 +344,6 @@ pub fn from_chat(resp: &ChatResponse) -> Value {
     let content = if content.len() == 1 { content[0].clone() } else { Value::Array(content) };
     json!({"role": "assistant", "content": content, "model": resp.model, "stopReason": stop})
 }
-
-/// How long an app may take to answer (the attachment's own timeout bounds it).
-pub const APP_TIMEOUT: Duration = DEFAULT_REPLY_TIMEOUT;
 
 #[cfg(test)]
 mod tests {

@@ -256,29 +256,15 @@ impl Trust {
         tools: &ServerTools,
         tool: Option<&str>,
     ) -> Result<Vec<String>, TrustError> {
-        if upstream.config.trust == TrustMode::Pinned {
-            return Err(TrustError::PinnedByConfig(upstream.name.clone()));
-        }
-        let selected = select(upstream, tools, tool)?;
-        let now = unix_ms();
-        let writes: Vec<(String, PinRecord)> = selected
-            .iter()
-            .map(|e| {
-                (
-                    key(&upstream.identity, e.tool.name.as_ref()),
-                    PinRecord {
-                        fingerprint: e.fingerprint.clone(),
-                        definition: e.raw.clone(),
-                        by: "admin".into(),
-                        unix_ms: now,
-                        removed: false,
-                        revoked: false,
-                    },
-                )
-            })
-            .collect();
-        self.commit(writes).await?;
-        Ok(selected.iter().map(|e| e.qualified_name()).collect())
+        self.change(upstream, tools, tool, |e, _, now| PinRecord {
+            fingerprint: e.fingerprint.clone(),
+            definition: e.raw.clone(),
+            by: "admin".into(),
+            unix_ms: now,
+            removed: false,
+            revoked: false,
+        })
+        .await
     }
 
     /// Revokes trust in `tool` (or every tool) of a server until approved again.
@@ -288,6 +274,29 @@ impl Trust {
         tools: &ServerTools,
         tool: Option<&str>,
     ) -> Result<Vec<String>, TrustError> {
+        self.change(upstream, tools, tool, |_, old, now| match old {
+            Some(p) => PinRecord { revoked: true, by: "admin".into(), unix_ms: now, ..p.clone() },
+            None => PinRecord {
+                fingerprint: String::new(),
+                definition: serde_json::Value::Null,
+                by: "admin".into(),
+                unix_ms: now,
+                removed: false,
+                revoked: true,
+            },
+        })
+        .await
+    }
+
+    /// An admin's change to the pins of the selected tools: `record` builds each new pin from
+    /// the current definition and the old pin. Written (and flushed) before it is reported.
+    async fn change(
+        &self,
+        upstream: &Upstream,
+        tools: &ServerTools,
+        tool: Option<&str>,
+        record: impl Fn(&ToolEntry, Option<&PinRecord>, u64) -> PinRecord,
+    ) -> Result<Vec<String>, TrustError> {
         if upstream.config.trust == TrustMode::Pinned {
             return Err(TrustError::PinnedByConfig(upstream.name.clone()));
         }
@@ -296,20 +305,9 @@ impl Trust {
         let writes: Vec<(String, PinRecord)> = selected
             .iter()
             .map(|e| {
-                let k = key(&upstream.identity, e.tool.name.as_ref());
-                let base = self.pin(&upstream.identity, e.tool.name.as_ref());
-                let rec = match base {
-                    Some(p) => PinRecord { revoked: true, by: "admin".into(), unix_ms: now, ..(*p).clone() },
-                    None => PinRecord {
-                        fingerprint: String::new(),
-                        definition: serde_json::Value::Null,
-                        by: "admin".into(),
-                        unix_ms: now,
-                        removed: false,
-                        revoked: true,
-                    },
-                };
-                (k, rec)
+                let name = e.tool.name.as_ref();
+                let old = self.pin(&upstream.identity, name);
+                (key(&upstream.identity, name), record(e, old.as_deref(), now))
             })
             .collect();
         self.commit(writes).await?;

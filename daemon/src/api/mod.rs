@@ -108,13 +108,11 @@ fn record_call(
     if let Some(audit) = &d.audit {
         let args: serde_json::Value = serde_json::from_str(&r.arguments_json).unwrap_or(serde_json::Value::Null);
         let canonical = crate::integrity::fingerprint::canonical_json(&args);
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(canonical.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let entry = crate::store::AuditEntry {
             unix_ms: crate::util::unix_ms(),
             app: app.to_owned(),
             tool: r.name.clone(),
-            arguments_sha256: format!("sha256:{hex}"),
+            arguments_sha256: crate::integrity::fingerprint::sha256_hex(canonical.as_bytes()),
             outcome,
             message,
             duration_us: elapsed.as_micros() as u64,
@@ -145,14 +143,31 @@ impl Checked {
     }
 }
 
-fn check_definition<T: serde::Serialize>(d: &Daemon, server: &str, kind: &str, def: &T) -> Checked {
-    let raw = serde_json::to_value(def).unwrap_or(serde_json::Value::Null);
-    let identity = d.supervisor.upstream(server).map(|u| u.identity.clone()).unwrap_or_default();
-    let fingerprint = crate::integrity::fingerprint::fingerprint(&identity, kind, &raw);
-    let others = d.registry.snapshot().names_except(server);
-    let scan = crate::integrity::scan::scan_definition(&raw, &others);
-    let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
-    Checked { fingerprint, findings, sanitized: scan.sanitized }
+/// Fingerprints and scans the definitions of one listing; each server's identity and the
+/// names of the other servers' tools are looked up once per listing, not once per item.
+struct Checker<'a> {
+    d: &'a Daemon,
+    servers: std::collections::HashMap<String, (String, crate::integrity::scan::OtherTools)>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(d: &'a Daemon) -> Self {
+        Self { d, servers: Default::default() }
+    }
+
+    fn check<T: serde::Serialize>(&mut self, server: &str, kind: &str, def: &T) -> Checked {
+        let d = self.d;
+        let (identity, others) = self.servers.entry(server.to_owned()).or_insert_with(|| {
+            let identity = d.supervisor.upstream(server).map(|u| u.identity.clone()).unwrap_or_default();
+            let names = d.registry.snapshot().names_except(server);
+            (identity, crate::integrity::scan::OtherTools::new(&names))
+        });
+        let raw = serde_json::to_value(def).unwrap_or(serde_json::Value::Null);
+        let fingerprint = crate::integrity::fingerprint::fingerprint(identity, kind, &raw);
+        let scan = crate::integrity::scan::scan_definition_with(&raw, others);
+        let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
+        Checked { fingerprint, findings, sanitized: scan.sanitized }
+    }
 }
 
 fn agent_event_pb(run_id: &str, ev: agent::AgentEvent) -> pb::AgentEvent {
@@ -282,6 +297,7 @@ impl Api {
 impl Mcpd for Api {
     async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         let d = &self.daemon;
+        let (cache_entries, cache_bytes) = d.cache.stats();
         Ok(Response::new(pb::StatusResponse {
             daemon: Some(pb::DaemonStatus {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -290,8 +306,8 @@ impl Mcpd for Api {
                 config_path: d.config_path.display().to_string(),
                 socket_path: d.socket_path.display().to_string(),
                 state_dir: d.state_dir.display().to_string(),
-                cache_entries: d.cache.entry_count(),
-                cache_bytes: d.cache.weighted_size(),
+                cache_entries,
+                cache_bytes,
                 cache_max_bytes: d.cache.max_bytes(),
             }),
             servers: d.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
@@ -310,25 +326,14 @@ impl Mcpd for Api {
     async fn list_tools(&self, req: Request<pb::ListToolsRequest>) -> Result<Response<pb::ListToolsResponse>, Status> {
         let filter = req.into_inner().server;
         let d = &self.daemon;
-        if !filter.is_empty() && filter != crate::config::PIPELINE_SERVER && d.supervisor.upstream(&filter).is_none() {
+        if !filter.is_empty() && !d.knows_server(&filter) {
             return Err(Status::not_found(format!("no server named {filter:?}")));
         }
         let snap = d.registry.snapshot();
         let tools = snap
             .iter()
             .filter(|(_, t)| filter.is_empty() || t.server == filter)
-            .map(|(st, t)| {
-                let verdict = if t.server == crate::config::PIPELINE_SERVER {
-                    // Pipelines are the admin's own config: trusted by definition.
-                    Verdict::Trusted
-                } else {
-                    d.supervisor
-                        .upstream(&t.server)
-                        .map(|u| d.trust.verdict(&u.config, &u.identity, t))
-                        .unwrap_or(Verdict::Quarantined("its server is no longer configured".into()))
-                };
-                (st, t, verdict)
-            })
+            .map(|(st, t)| (st, t, d.tool_verdict(t)))
             .map(|(st, t, verdict)| pb::Tool {
                 qualified_name: t.qualified_name(),
                 server: t.server.clone(),
@@ -466,10 +471,11 @@ impl Mcpd for Api {
         let l = resource::list_resource_templates(&self.daemon.supervisor, &server).await?;
         let d = self.daemon.clone();
         let templates = tokio::task::spawn_blocking(move || {
+            let mut checker = Checker::new(&d);
             l.items
                 .into_iter()
                 .map(|(server, t)| {
-                    let checked = check_definition(&d, &server, "resource-template", &t);
+                    let checked = checker.check(&server, "resource-template", &t);
                     pb::ResourceTemplate {
                         server,
                         uri_template: t.uri_template.clone(),
@@ -520,10 +526,11 @@ impl Mcpd for Api {
         let l = resource::list_prompts(&self.daemon.supervisor, &server).await?;
         let d = self.daemon.clone();
         let prompts = tokio::task::spawn_blocking(move || {
+            let mut checker = Checker::new(&d);
             l.items
                 .into_iter()
                 .map(|(server, p)| {
-                    let checked = check_definition(&d, &server, "prompt", &p);
+                    let checked = checker.check(&server, "prompt", &p);
                     pb::Prompt {
                         qualified_name: format!("{server}.{}", p.name),
                         name: p.name.clone(),

@@ -80,7 +80,10 @@ fn parse_provider(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>) -> Option<L
                 &mut c.max_tokens,
                 ctx.integer(key_name, v, 1, Some(MAX_TOKENS_CAP)).and_then(|n| u32::try_from(n).ok()),
             ),
-            "headers" => set(&mut c.headers, ctx.secrets("headers", v, &check_header_name, &check_header_value)),
+            "headers" => set(
+                &mut c.headers,
+                ctx.secrets("headers", v, &super::server::check_header_name, &super::server::check_header_value),
+            ),
             _ => {
                 ctx.unknown_key(k, LLM_KEYS, &place);
                 false
@@ -166,14 +169,4 @@ fn api_key(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<Secret> {
         return None;
     }
     Some(Secret::new(key))
-}
-
-fn check_header_name(name: &str) -> Option<String> {
-    http::HeaderName::from_bytes(name.as_bytes()).is_err().then(|| format!("invalid http header name \"{name}\""))
-}
-
-fn check_header_value(name: &str, value: &str) -> Option<String> {
-    http::HeaderValue::from_str(value)
-        .is_err()
-        .then(|| format!("value of header \"{name}\" is not a valid http header value"))
 }

@@ -431,11 +431,11 @@ fn check_env_name(name: &str) -> Option<String> {
     (name.is_empty() || name.contains(['=', '\0'])).then(|| format!("invalid environment variable name \"{name}\""))
 }
 
-fn check_header_name(name: &str) -> Option<String> {
+pub(crate) fn check_header_name(name: &str) -> Option<String> {
     http::HeaderName::from_bytes(name.as_bytes()).is_err().then(|| format!("invalid http header name \"{name}\""))
 }
 
-fn check_header_value(name: &str, value: &str) -> Option<String> {
+pub(crate) fn check_header_value(name: &str, value: &str) -> Option<String> {
     http::HeaderValue::from_str(value)
         .is_err()
         .then(|| format!("value of header \"{name}\" is not a valid http header value"))

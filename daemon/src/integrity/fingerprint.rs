@@ -53,11 +53,17 @@ fn write_canonical(v: &Value, out: &mut String) {
 /// `sha256:<hex>` of the canonical form of `{"identity": …, "kind": …, "definition": …}`.
 pub fn fingerprint(identity: &str, kind: &str, definition: &Value) -> String {
     let bound = serde_json::json!({ "identity": identity, "kind": kind, "definition": definition });
-    let digest = Sha256::digest(canonical_json(&bound).as_bytes());
+    sha256_hex(canonical_json(&bound).as_bytes())
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
     let mut hex = String::with_capacity(7 + 64);
     hex.push_str("sha256:");
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
+    for b in Sha256::digest(bytes) {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{b:02x}");
     }
     hex
 }
