@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite's CLIENT scenarios mcpd supports (spec 2025-11-25, plus the
-# client-credentials extension)
+# Runs the official MCP conformance suite's CLIENT scenarios (all of spec 2025-11-25: core and auth,
+# plus the client-credentials extension)
 # through mcpd: target/debug/mcpd-conformance-client starts the real daemon against each
 # scenario's mock server and does the scenario's work through the gRPC client.
 #
@@ -19,7 +19,13 @@ P="${MCPD_PEERS:-$ROOT/.cache/peers}"
 NODE="$P/node22"
 CONF="$P/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 CLIENT="$ROOT/target/debug/mcpd-conformance-client"
-SCENARIOS=${CONFORMANCE_SCENARIOS:-"initialize tools_call elicitation-sep1034-client-defaults sse-retry auth/client-credentials-basic"}
+# Every 2025-11-25 client scenario (`list --client --spec-version 2025-11-25`) plus the
+# client-credentials extension.
+AUTH="auth/metadata-default auth/metadata-var1 auth/metadata-var2 auth/metadata-var3 auth/basic-cimd
+ auth/scope-from-www-authenticate auth/scope-from-scopes-supported auth/scope-omitted-when-undefined
+ auth/scope-step-up auth/scope-retry-limit auth/token-endpoint-auth-basic auth/token-endpoint-auth-post
+ auth/token-endpoint-auth-none auth/pre-registration auth/client-credentials-basic"
+SCENARIOS=${CONFORMANCE_SCENARIOS:-"initialize tools_call elicitation-sep1034-client-defaults sse-retry $AUTH"}
 
 for f in "$NODE" "$CONF"; do
     if [ ! -e "$f" ]; then

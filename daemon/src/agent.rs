@@ -301,6 +301,7 @@ pub async fn run(
                     trust: &d.trust,
                     policy: &policy,
                     max_result_bytes: d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    oauth: &d.oauth,
                 };
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let timeout = Some(remaining.max(Duration::from_millis(1)));

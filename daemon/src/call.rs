@@ -76,6 +76,8 @@ pub struct CallEnv<'a> {
     pub trust: &'a Trust,
     pub policy: &'a Policy,
     pub max_result_bytes: usize,
+    /// Step-up re-authorization when a server answers 403 `insufficient_scope`.
+    pub oauth: &'a Arc<crate::oauth::OAuth>,
 }
 
 /// One call as an app asked for it.
@@ -162,10 +164,33 @@ pub async fn call_tool(
         return call_pipeline(env, req, name, None).await;
     }
     let started = tokio::time::Instant::now();
-    let qualified = req.name;
     let Authorized { upstream, entry, arguments } = authorize(env, &req)?;
+    match call_authorized(env, &req, &upstream, &entry, arguments.clone(), started, progress.clone()).await {
+        Err(CallError::Unauthorized { server, why }) if why == STEP_UP_DONE => {
+            // Re-authorized for the scope the server asked for: the call was never run, so
+            // it is safe to send again (once per step-up; the step-up budget bounds it).
+            let _ = server;
+            Box::pin(call_authorized(env, &req, &upstream, &entry, arguments, started, progress)).await
+        }
+        other => other,
+    }
+}
+
+/// Marks a call refused for its scope after a step-up login completed; the caller retries.
+const STEP_UP_DONE: &str = "\0step-up-done";
+
+async fn call_authorized(
+    env: &CallEnv<'_>,
+    req: &CallRequest<'_>,
+    upstream: &Arc<Upstream>,
+    entry: &ToolEntry,
+    arguments: serde_json::Map<String, serde_json::Value>,
+    started: tokio::time::Instant,
+    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
+) -> Result<CallOutcome, CallError> {
+    let qualified = req.name;
     let server = upstream.name.as_str();
-    let unavailable = || unavailable(server, &upstream);
+    let unavailable = || unavailable(server, upstream);
     let peer = upstream.peer().ok_or_else(unavailable)?;
     let timeout = req.timeout.unwrap_or(upstream.config.call_timeout);
     let deadline = started + timeout;
@@ -184,10 +209,10 @@ pub async fn call_tool(
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         // rmcp sends notifications/cancelled itself when this timeout fires.
-        let handle = peer
-            .send_request_with_option(request, PeerRequestOptions::with_timeout(remaining))
-            .await
-            .map_err(|e| lost(server, e))?;
+        let handle = match peer.send_request_with_option(request, PeerRequestOptions::with_timeout(remaining)).await {
+            Ok(h) => h,
+            Err(e) => return Err(refused_or_lost(env, upstream, e, deadline).await),
+        };
         let token = handle.progress_token.clone();
         if let Some(tx) = &progress {
             upstream.watch_progress(token.clone(), tx.clone());
@@ -211,7 +236,7 @@ pub async fn call_tool(
                     });
                 }
                 let asked = serde_json::to_value(&ir.input_requests).unwrap_or(serde_json::Value::Null);
-                let answers = tokio::time::timeout_at(deadline, env.requests.fulfil(&upstream, &asked))
+                let answers = tokio::time::timeout_at(deadline, env.requests.fulfil(upstream, &asked))
                     .await
                     .map_err(|_| CallError::Deadline { tool: qualified.to_owned(), timeout })?
                     .map_err(|e| CallError::InputRefused {
@@ -238,9 +263,10 @@ pub async fn call_tool(
                     message: e.message.to_string(),
                 });
             }
-            Err(e) => return Err(lost(server, e)),
+            Err(e) => return Err(refused_or_lost(env, upstream, e, deadline).await),
         }
     };
+    env.oauth.call_succeeded(server);
     let (mut result, truncated, original_bytes) = bound_result(result, env.max_result_bytes);
     let redactions = if upstream.config.redact_secrets { redact_result(&mut result) } else { 0 };
     Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed(), redactions })
@@ -376,6 +402,71 @@ pub(crate) fn service_error(server: &str, what: &str, e: ServiceError) -> CallEr
         }
         other => lost(server, other),
     }
+}
+
+/// A failed send: a 401/403 from an OAuth server becomes a re-authorization (a step-up for
+/// `insufficient_scope`, through the login hook when one is configured), anything else a
+/// lost connection.
+async fn refused_or_lost(
+    env: &CallEnv<'_>,
+    upstream: &Arc<Upstream>,
+    e: ServiceError,
+    deadline: tokio::time::Instant,
+) -> CallError {
+    let server = upstream.name.as_str();
+    let Some(challenge) = e.auth_challenge().map(str::to_owned) else { return lost(server, e) };
+    let unauthorized = |why: String| CallError::Unauthorized { server: server.to_owned(), why };
+    let Some(oauth) =
+        upstream.config.oauth.as_ref().filter(|o| o.grant == crate::config::OAuthGrant::AuthorizationCode)
+    else {
+        return unauthorized(format!(
+            "HTTP 401/403 ({challenge}); configure [servers.{server}.oauth] or its credentials"
+        ));
+    };
+    if !crate::oauth::is_insufficient_scope(&challenge) {
+        // The token was revoked or expired beyond refresh: the session reconnects and
+        // shows `needs-auth` (starting the login hook, if any).
+        upstream.auth_changed.notify_one();
+        return unauthorized(format!("the server no longer accepts mcpd's token; run `mcpd auth login {server}`"));
+    }
+    let scope = crate::oauth::challenge_scope(&challenge).unwrap_or_default();
+    let Some(attempt) = env.oauth.step_up(server, &challenge) else {
+        return unauthorized(format!(
+            "the server still asks for scope \"{scope}\" after {} step-up authorizations; mcpd stopped asking (check the scopes the authorization server grants)",
+            crate::oauth::MAX_STEP_UPS
+        ));
+    };
+    if oauth.login_command.is_empty() {
+        return unauthorized(format!(
+            "the server needs scope \"{scope}\": run `mcpd auth login {server}` to grant it (step-up {attempt}/{})",
+            crate::oauth::MAX_STEP_UPS
+        ));
+    }
+    let before = upstream.status().connects;
+    let login = match env.oauth.login(upstream.clone(), true, false).await {
+        Ok(l) => l,
+        Err(e) => return unauthorized(format!("the step-up login for scope \"{scope}\" failed: {e}")),
+    };
+    let mut phase = login.phase;
+    let done = tokio::time::timeout_at(deadline, async {
+        phase.wait_for(|p| *p != crate::oauth::LoginPhase::Pending).await.map(|p| p.clone())
+    })
+    .await;
+    match done {
+        Ok(Ok(crate::oauth::LoginPhase::Done)) => {}
+        Ok(Ok(crate::oauth::LoginPhase::Failed(why))) => {
+            return unauthorized(format!("the step-up login for scope \"{scope}\" failed: {why}"));
+        }
+        _ => return unauthorized(format!("the step-up login for scope \"{scope}\" did not finish in time")),
+    }
+    // The session reconnects with the new token; wait for it before the retry.
+    while !(upstream.status().connects > before && upstream.status().state.is_connected()) {
+        if tokio::time::Instant::now() >= deadline {
+            return unauthorized("the server did not reconnect after the step-up login".to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    unauthorized(STEP_UP_DONE.to_owned())
 }
 
 fn lost(server: &str, e: ServiceError) -> CallError {

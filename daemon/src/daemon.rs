@@ -51,6 +51,8 @@ pub struct Daemon {
     /// Rate limits; swapped whole on reload.
     pub policy: arc_swap::ArcSwap<Policy>,
     pub store: Option<Store>,
+    /// OAuth logins and token sources (shared with the sessions).
+    pub oauth: Arc<crate::oauth::OAuth>,
     pub audit: Option<crate::store::AuditLog>,
     /// Live-reloadable: audit records kept (shared with the audit writer).
     pub audit_max_entries: Arc<std::sync::atomic::AtomicUsize>,
@@ -112,6 +114,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         Arc::new(tokio::task::spawn_blocking(move || Trust::load(Some(trust_store))).await.map_err(StoreError::from)??);
     trust.tofu_window_ms.store(config.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     let metrics = Arc::new(Metrics::default());
+    let oauth = Arc::new(crate::oauth::OAuth::new(Some(store.clone())));
     let ctx = SessionContext {
         registry: registry.clone(),
         attachments: attachments.clone(),
@@ -121,6 +124,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         requests: requests.clone(),
         store: Some(store.clone()),
         reaper,
+        oauth: oauth.clone(),
     };
     let daemon = Arc::new(Daemon {
         registry,
@@ -141,6 +145,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         requests,
         pipelines: arc_swap::ArcSwap::from_pointee(config.pipelines.clone()),
         store: Some(store.clone()),
+        oauth,
         audit: Some(store.start_audit(audit_max.clone())),
         audit_max_entries: audit_max,
         config: tokio::sync::Mutex::new(config.clone()),

@@ -35,6 +35,10 @@ pub enum CallError {
     Denied { tool: String, why: String },
     #[error("{tool} needed input that mcpd refused to give: {reason}")]
     InputRefused { tool: String, reason: String },
+    /// The server refused mcpd's OAuth token (401) or its scope (403), and no automatic
+    /// re-authorization could fix it.
+    #[error("server {server:?} refused the call's authorization: {why}")]
+    Unauthorized { server: String, why: String },
     #[error("rate limit {rate} for {scope} exceeded; retry in {}ms", .retry_after.as_millis().max(1))]
     RateLimited { scope: String, rate: String, retry_after: Duration },
 }

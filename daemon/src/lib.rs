@@ -26,6 +26,7 @@ pub mod integrity;
 pub mod limit;
 pub mod llm;
 pub mod metrics;
+pub mod oauth;
 pub mod pipeline;
 pub mod policy;
 pub mod reaper;

@@ -27,7 +27,7 @@ use crate::{
     attach::Attachments,
     backoff::{Backoff, CrashLoopBreaker},
     cache::ResourceCache,
-    config::{ProtocolPref, TransportConfig},
+    config::{OAuthGrant, ProtocolPref, TransportConfig},
     event::EventKind,
     reaper::Reaper,
     registry::{Registry, build_server_tools},
@@ -41,6 +41,8 @@ use crate::{
 
 /// A list_changed burst (servers often send several) becomes one re-list.
 const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(250);
+/// The session-end reason that means "reconnect now with new OAuth credentials", not a failure.
+const REAUTHORIZED: &str = "re-authorized";
 /// A session that stayed up this long resets the backoff to its initial delay.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// Bounds on `tools/list` pagination, against servers that page forever.
@@ -60,6 +62,7 @@ pub struct SessionContext {
     pub requests: Arc<ServerRequests>,
     pub store: Option<Store>,
     pub reaper: Option<Reaper>,
+    pub oauth: Arc<crate::oauth::OAuth>,
 }
 
 /// Answers what a server sends to mcpd: progress and list changes go to the registry
@@ -186,22 +189,29 @@ pub enum ConnectError {
 }
 
 /// What status shows for a server that asked for authorization: its scopes and metadata
-/// URL when the challenge names them, never a token.
-fn needs_auth_message(server: &str, challenge: &str) -> String {
+/// URL when the challenge names them, what to do, never a token.
+fn needs_auth_message(upstream: &Upstream, challenge: &str) -> String {
+    let server = &upstream.name;
     let param = |name: &str| {
         challenge.split(',').find_map(|part| {
             let (k, v) = part.trim().trim_start_matches("Bearer ").split_once('=')?;
             (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
         })
     };
-    let mut msg = format!("the server requires authorization (HTTP 401/403); mcpd has no credentials for {server:?}");
+    let mut msg = match upstream.config.oauth {
+        Some(_) if challenge.is_empty() => format!("not logged in: run `mcpd auth login {server}`"),
+        Some(_) => format!("the server requires authorization (HTTP 401/403): run `mcpd auth login {server}`"),
+        None => format!("the server requires authorization (HTTP 401/403); mcpd has no credentials for {server:?}"),
+    };
     if let Some(scope) = param("scope") {
         msg.push_str(&format!("; it asks for scope \"{scope}\""));
     }
     if let Some(meta) = param("resource_metadata") {
         msg.push_str(&format!("; resource metadata at {}", crate::config::redact_url(&meta)));
     }
-    msg.push_str("; set an Authorization header from a secret in the config, then reload");
+    if upstream.config.oauth.is_none() {
+        msg.push_str("; add [servers.NAME.oauth] or an Authorization header from a secret to the config, then reload");
+    }
     msg
 }
 
@@ -236,16 +246,48 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
             Ok(conn) => serve(&upstream, &ctx, conn, &cancel).await,
             Err(ConnectError::NeedsAuth(challenge)) => {
                 // Retrying cannot help until someone authorizes: say so once and wait for
-                // a config change (which restarts this task) or shutdown.
-                let why = needs_auth_message(&upstream.name, &challenge);
+                // a login, a config change (which restarts this task) or shutdown.
+                let mut why = needs_auth_message(&upstream, &challenge);
+                let refused = ctx.oauth.note_challenge(&upstream.name, &challenge);
+                if let Some(r) = &refused {
+                    why = format!("{r}; run `mcpd auth login {}` to try again", upstream.name);
+                }
                 tracing::warn!(server = %upstream.name, "{why}");
                 upstream.update(|s| {
                     s.state = ServerState::NeedsAuth;
-                    s.last_error = why;
+                    s.last_error = why.clone();
                     s.next_retry_unix_ms = 0;
                 });
-                cancel.cancelled().await;
-                break;
+                upstream.events.emit(&upstream.name, EventKind::State, Some(ServerState::NeedsAuth), why);
+                let auto = cfg
+                    .oauth
+                    .as_ref()
+                    .is_some_and(|o| o.grant == OAuthGrant::AuthorizationCode && !o.login_command.is_empty());
+                // A 403 at the handshake asks for more scope: a step-up, within its budget.
+                let step_up = crate::oauth::is_insufficient_scope(&challenge);
+                let budget = !step_up || ctx.oauth.step_up(&upstream.name, &challenge).is_some();
+                if !budget {
+                    let why = format!(
+                        "the server still asks for more scope after {} step-up authorizations; run `mcpd auth login {}` after widening the grant",
+                        crate::oauth::MAX_STEP_UPS,
+                        upstream.name
+                    );
+                    upstream.update(|s| s.last_error = why);
+                }
+                if auto
+                    && budget
+                    && refused.is_none()
+                    && ctx.oauth.auto_login_allowed(&upstream.name)
+                    && let Err(e) = ctx.oauth.login(upstream.clone(), step_up, false).await
+                {
+                    let why = format!("the automatic OAuth login failed: {e}");
+                    tracing::warn!(server = %upstream.name, "{why}");
+                    upstream.update(|s| s.last_error = why);
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = upstream.auth_changed.notified() => continue,
+                }
             }
             Err(e) => Some(e.to_string()),
         };
@@ -262,6 +304,10 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
             break;
         }
         let reason = failure.unwrap_or_else(|| "connection closed".to_owned());
+        if reason == REAUTHORIZED {
+            tracing::info!(server = %upstream.name, "reconnecting with new OAuth credentials");
+            continue;
+        }
         tracing::warn!(server = %upstream.name, reason = %reason, "session ended");
         upstream.events.emit(&upstream.name, EventKind::Error, None, reason.clone());
         if started.elapsed() >= STABLE_AFTER {
@@ -406,12 +452,21 @@ async fn connect_with(
         TransportConfig::Http { url, headers } => {
             let headers: Vec<(String, String)> =
                 headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+            let setup = |e: &dyn std::fmt::Display| ConnectError::Setup(e.to_string());
             let t = match &cfg.oauth {
-                Some(oauth) => transport::http::connect_oauth(url, &headers, max, cfg.connect_timeout, oauth)
-                    .await
-                    .map_err(|e| ConnectError::Setup(e.to_string()))?,
-                None => transport::http::connect(url, &headers, max, cfg.connect_timeout)
-                    .map_err(|e| ConnectError::Setup(e.to_string()))?,
+                Some(oauth) if oauth.grant == OAuthGrant::ClientCredentials => {
+                    let auth = ctx
+                        .oauth
+                        .client_credentials(url, oauth, cfg.connect_timeout)
+                        .await
+                        .map_err(|e| ConnectError::Setup(format!("OAuth client credentials failed: {e}")))?;
+                    transport::http::connect_authorized(url, &headers, max, auth).map_err(|e| setup(&e))?
+                }
+                Some(_) => match ctx.oauth.session_client(upstream, cfg.connect_timeout).await {
+                    Ok(auth) => transport::http::connect_authorized(url, &headers, max, auth).map_err(|e| setup(&e))?,
+                    Err(e) => return Err(ConnectError::Setup(format!("OAuth: {e}"))),
+                },
+                None => transport::http::connect(url, &headers, max, cfg.connect_timeout).map_err(|e| setup(&e))?,
             };
             (t, None)
         }
@@ -434,7 +489,8 @@ async fn connect_with(
     let result = tokio::time::timeout(cfg.connect_timeout, handler.serve_with_lifecycle(transport, mode)).await;
     let service = match result {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) if e.is_authorization_required() => {
+        // 401 (no or a rejected token) and 403 (too narrow a scope) both need a login.
+        Ok(Err(e)) if e.is_authorization_required() || e.auth_challenge().is_some() => {
             if let Some(c) = child {
                 c.shutdown().await;
             }
@@ -565,6 +621,8 @@ async fn serve(
         let reason: Option<String> = loop {
             tokio::select! {
                 _ = cancel.cancelled() => break None,
+                // New credentials (a login, a step-up, a logout): start over with them.
+                _ = upstream.auth_changed.notified() => break Some(REAUTHORIZED.to_owned()),
                 _ = &mut closed => {
                 closed_done = true;
                 break Some(fault_or(&fault, "connection closed by the server".to_owned()));

@@ -78,7 +78,7 @@ const V6_RANGES: &[(Ipv6Addr, u8, &str)] = &[
 /// What may be fetched.
 #[derive(Debug, Clone, Default)]
 pub struct SsrfPolicy {
-    /// Allow http:// and loopback addresses (only for servers the admin configured on loopback, and tests).
+    /// Allow loopback addresses, and http:// to them (servers and IdPs on this machine).
     pub allow_loopback: bool,
     /// Hosts or CIDR ranges the admin allowlisted (e.g. "10.1.2.0/24", "idp.corp.example").
     pub allow: Vec<String>,
@@ -88,7 +88,7 @@ pub struct SsrfPolicy {
 /// which may carry codes and tokens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SsrfError {
-    #[error("refusing {url}: use https:// (plain http is allowed only to loopback, when loopback is allowed)")]
+    #[error("refusing {url}: use https:// (plain http is allowed only to loopback addresses, when they are allowed)")]
     NotHttps {
         /// Scheme, host and port only.
         url: String,
@@ -110,16 +110,16 @@ pub enum SsrfError {
     Resolve { host: String, why: String },
     #[error("refusing the redirect to {host}: more than {MAX_REDIRECTS} redirects; configure the final url instead")]
     TooManyRedirects { host: String },
-    #[error("invalid `oauth_allow` entry {entry:?}: {why}")]
+    #[error("invalid `allow` entry {entry:?}: {why}")]
     BadAllowEntry { entry: String, why: String },
 }
 
 fn hint(why: &str) -> &'static str {
     if why == METADATA {
         // A broad range never unlocks the metadata service (see `Allow::covers`), so say what does.
-        "add the exact address to `oauth_allow` in the config if this is intended"
+        "add the exact address to `allow` in the server's [oauth] table if this is intended"
     } else {
-        "add it to `oauth_allow` in the config if this is intended"
+        "add it to `allow` in the server's [oauth] table if this is intended"
     }
 }
 
@@ -203,7 +203,9 @@ impl SsrfPolicy {
             // Names are judged by what they resolve to, in `resolve` / `SsrfResolver`.
             HostKind::Name(_) => false,
         };
-        if scheme == "http" && !(self.allow_loopback && loopback) {
+        // Plain http only to loopback that passed the checks above (allowed wholesale or
+        // allowlisted): nothing on the way can read it there.
+        if scheme == "http" && !loopback {
             let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
             return Err(SsrfError::NotHttps { url: format!("http://{host}{port}") });
         }

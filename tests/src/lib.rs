@@ -351,6 +351,49 @@ impl PeerProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Spawns a peer that prints `LISTENING URL` on stdout when ready (the OAuth test
+    /// servers); returns it with every line printed up to then (e.g. `EXTRA URL`).
+    pub fn spawn_announced(mut cmd: Command) -> (Self, Vec<String>) {
+        use std::{io::BufRead, os::unix::process::CommandExt};
+        cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn peer");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Keep draining after LISTENING so the peer never blocks on a full pipe.
+                let _ = tx.send(line);
+            }
+        });
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("the peer did not print LISTENING within 30s");
+            let done = line.starts_with("LISTENING ");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        let port = lines
+            .last()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        (Self { child, port }, lines)
+    }
+}
+
+/// The URL a peer announced with `WORD URL` (`LISTENING`, `EXTRA`).
+pub fn announced(lines: &[String], word: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{word} ")))
+        .unwrap_or_else(|| panic!("no {word} line in {lines:?}"))
+        .to_owned()
 }
 
 impl Drop for PeerProcess {

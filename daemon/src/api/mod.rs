@@ -12,6 +12,7 @@ use crate::{
     call::{self, CallOutcome},
     daemon::Daemon,
     error::CallError,
+    oauth,
     resource::{self, CompleteRef},
     trust::{TrustError, Verdict},
     upstream::{ServerState, Upstream},
@@ -219,6 +220,7 @@ fn call_env<'a>(
         trust: &d.trust,
         policy,
         max_result_bytes: d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        oauth: &d.oauth,
     }
 }
 
@@ -266,6 +268,19 @@ fn timeout_of(ms: u64) -> Option<Duration> {
 }
 
 impl Api {
+    /// The upstream named `server`, which must have an `[oauth]` table.
+    fn oauth_upstream(&self, server: &str) -> Result<Arc<Upstream>, Status> {
+        let u = self
+            .daemon
+            .supervisor
+            .upstream(server)
+            .ok_or_else(|| oauth_status(oauth::OAuthError::UnknownServer(server.to_owned())))?;
+        if u.config.oauth.is_none() {
+            return Err(oauth_status(oauth::OAuthError::NotOAuth(server.to_owned())));
+        }
+        Ok(u)
+    }
+
     /// Approves or revokes `server.tool` or every tool of `server`.
     async fn trust_change(&self, target: &str, approve: bool) -> Result<Vec<String>, Status> {
         let d = &self.daemon;
@@ -738,6 +753,66 @@ impl Mcpd for Api {
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
+    type AuthLoginStream = EventStream<pb::AuthLoginEvent>;
+
+    async fn auth_login(&self, req: Request<pb::AuthLoginRequest>) -> Result<Response<Self::AuthLoginStream>, Status> {
+        let server = req.into_inner().server;
+        let upstream = self.oauth_upstream(&server)?;
+        let login = self.daemon.oauth.login(upstream, false, true).await.map_err(oauth_status)?;
+        let (tx, rx) = mpsc::channel::<Result<pb::AuthLoginEvent, Status>>(4);
+        let ev = |e| Ok(pb::AuthLoginEvent { event: Some(e) });
+        let _ = tx.send(ev(pb::auth_login_event::Event::AuthorizationUrl(login.url))).await;
+        let mut phase = login.phase;
+        tokio::spawn(async move {
+            let outcome = phase.wait_for(|p| *p != oauth::LoginPhase::Pending).await.map(|p| p.clone());
+            let last = match outcome {
+                Ok(oauth::LoginPhase::Failed(why)) => pb::auth_login_event::Event::Failed(why),
+                Ok(_) => pb::auth_login_event::Event::Done(true),
+                Err(_) => pb::auth_login_event::Event::Failed("the daemon stopped the login".into()),
+            };
+            let _ = tx.send(ev(last)).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn auth_status(
+        &self,
+        req: Request<pb::AuthStatusRequest>,
+    ) -> Result<Response<pb::AuthStatusResponse>, Status> {
+        let server = req.into_inner().server;
+        let upstreams = if server.is_empty() {
+            self.daemon.supervisor.upstreams().into_iter().filter(|u| u.config.oauth.is_some()).collect()
+        } else {
+            vec![self.oauth_upstream(&server)?]
+        };
+        let mut servers = Vec::with_capacity(upstreams.len());
+        for u in upstreams {
+            let i = self.daemon.oauth.info(&u).await;
+            servers.push(pb::AuthServerStatus {
+                server: i.server,
+                grant: i.grant.to_owned(),
+                logged_in: i.logged_in,
+                client_id: i.client_id,
+                scopes: i.scopes,
+                issuer: i.issuer,
+                expires_unix_ms: i.expires_unix_ms,
+                refreshable: i.refreshable,
+                login_pending: i.login_pending,
+                state: u.status().state.as_str().to_owned(),
+            });
+        }
+        Ok(Response::new(pb::AuthStatusResponse { servers }))
+    }
+
+    async fn auth_logout(
+        &self,
+        req: Request<pb::AuthLogoutRequest>,
+    ) -> Result<Response<pb::AuthLogoutResponse>, Status> {
+        let upstream = self.oauth_upstream(&req.into_inner().server)?;
+        let removed = self.daemon.oauth.logout(&upstream).await.map_err(oauth_status)?;
+        Ok(Response::new(pb::AuthLogoutResponse { removed }))
+    }
+
     type RunPipelineStream = EventStream<pb::PipelineEvent>;
 
     async fn run_pipeline(
@@ -904,5 +979,13 @@ impl Mcpd for Api {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+}
+
+fn oauth_status(e: oauth::OAuthError) -> Status {
+    match e {
+        oauth::OAuthError::UnknownServer(_) => Status::not_found(e.to_string()),
+        oauth::OAuthError::NotOAuth(_) => Status::failed_precondition(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
     }
 }

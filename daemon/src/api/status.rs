@@ -19,7 +19,9 @@ pub(super) fn code(e: &CallError) -> Code {
         | CallError::BadRequest(_) => Code::InvalidArgument,
         CallError::Unavailable { .. } | CallError::ConnectionLost { .. } => Code::Unavailable,
         CallError::Busy { .. } => Code::ResourceExhausted,
-        CallError::Unsupported { .. } | CallError::Quarantined { .. } => Code::FailedPrecondition,
+        CallError::Unsupported { .. } | CallError::Quarantined { .. } | CallError::Unauthorized { .. } => {
+            Code::FailedPrecondition
+        }
         CallError::Denied { .. } | CallError::InputRefused { .. } => Code::PermissionDenied,
         CallError::RateLimited { .. } => Code::ResourceExhausted,
         CallError::Deadline { .. } => Code::DeadlineExceeded,

@@ -104,6 +104,11 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// OAuth for remote servers: log in, show status, log out. Tokens stay in the daemon.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// The audit log: every call with app, tool, argument hash, outcome and duration.
     Audit {
         /// Only calls to this server.
@@ -189,6 +194,29 @@ enum TrustCommand {
     Approve { target: String },
     /// Revoke trust in `server.tool`, or in every tool of `server`.
     Revoke { target: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuthCommand {
+    /// Log in to SERVER: prints the URL to open; mcpd takes the redirect on 127.0.0.1.
+    Login {
+        server: String,
+        /// Open the URL with this program (e.g. `xdg-open`; for headless runs any program
+        /// that follows the redirects, like `curl -sSfL -o /dev/null`); split on spaces.
+        #[arg(long)]
+        browser: Option<String>,
+        /// One JSON event per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who is logged in where, which scopes, when tokens expire (never the tokens).
+    Status {
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget SERVER's tokens and client registration.
+    Logout { server: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -456,6 +484,7 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 println!("revoked {} tool(s): {}", changed.len(), changed.join(", "));
             }
         },
+        Command::Auth { command } => auth(&mut client, command).await?,
         Command::Audit { server, limit, json } => {
             let records = client.audit(limit, server.as_deref()).await?;
             if json {
@@ -682,4 +711,78 @@ fn config_import(
         imported.format.label()
     );
     ExitCode::SUCCESS
+}
+
+async fn auth(client: &mut mcpd_client::Client, command: AuthCommand) -> anyhow::Result<()> {
+    use mcpd_client::proto::auth_login_event::Event;
+    match command {
+        AuthCommand::Login { server, browser, json } => {
+            let mut stream = client.auth_login(&server).await?;
+            while let Some(ev) = stream.message().await? {
+                match ev.event {
+                    Some(Event::AuthorizationUrl(url)) => {
+                        if json {
+                            println!("{}", serde_json::json!({ "authorization_url": url }));
+                        } else {
+                            eprintln!("Open this URL to authorize mcpd for {}:", render::safe(&server));
+                            println!("{url}");
+                            eprintln!("Waiting for the redirect to 127.0.0.1 ...");
+                        }
+                        if let Some(cmd) = &browser {
+                            open_with(cmd, &url)?;
+                        }
+                    }
+                    Some(Event::Done(_)) => {
+                        if json {
+                            println!("{}", serde_json::json!({ "done": true }));
+                        } else {
+                            eprintln!("Logged in to {}.", render::safe(&server));
+                        }
+                        return Ok(());
+                    }
+                    Some(Event::Failed(why)) => {
+                        if json {
+                            println!("{}", serde_json::json!({ "failed": why }));
+                        }
+                        anyhow::bail!("login to {} failed: {}", render::safe(&server), render::safe(&why));
+                    }
+                    None => {}
+                }
+            }
+            anyhow::bail!("the daemon ended the login without an outcome");
+        }
+        AuthCommand::Status { server, json } => {
+            let servers = client.auth_status(server.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::auth_json(&servers))?);
+            } else {
+                print!("{}", render::auth_table(&servers));
+            }
+        }
+        AuthCommand::Logout { server } => {
+            if client.auth_logout(&server).await? {
+                println!("logged out of {}", render::safe(&server));
+            } else {
+                println!("{} had no stored credentials", render::safe(&server));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cmd URL` and waits for it: a browser opener returns at once, a headless follower
+/// when it has delivered the redirect.
+fn open_with(cmd: &str, url: &str) -> anyhow::Result<()> {
+    let mut parts = cmd.split_whitespace();
+    let program = parts.next().ok_or_else(|| anyhow::anyhow!("--browser is empty"))?;
+    let status = std::process::Command::new(program)
+        .args(parts)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run {program}: {e}"))?;
+    if !status.success() {
+        eprintln!("{program} exited with {status}");
+    }
+    Ok(())
 }

@@ -493,6 +493,53 @@ pub(crate) fn event_line(ev: &pb::Event, json: bool) -> String {
     format!("{} {} {}{} {}", ev.unix_ms, ev.server, ev.kind, state, safe(&ev.message))
 }
 
+/// `mcpd auth status` as a table.
+pub(super) fn auth_table(servers: &[pb::AuthServerStatus]) -> String {
+    if servers.is_empty() {
+        return "no server has an [oauth] table\n".to_owned();
+    }
+    let mut rows = vec![["SERVER", "GRANT", "STATE", "TOKEN", "EXPIRES", "SCOPES"].map(String::from).to_vec()];
+    for s in servers {
+        let token = match (s.logged_in, s.login_pending) {
+            (_, true) => "login pending",
+            (true, _) if s.refreshable => "refreshable",
+            (true, _) => "yes",
+            (false, _) => "none",
+        };
+        let now = mcpd::util::unix_ms();
+        let expires = match s.expires_unix_ms {
+            0 => "-".to_owned(),
+            t if t <= now => "expired".to_owned(),
+            t => format!("in {}", human_ms(t - now)),
+        };
+        rows.push(vec![
+            safe(&s.server),
+            s.grant.clone(),
+            s.state.clone(),
+            token.to_owned(),
+            expires,
+            safe(&s.scopes.join(" ")),
+        ]);
+    }
+    table(rows)
+}
+
+pub(super) fn auth_json(servers: &[pb::AuthServerStatus]) -> serde_json::Value {
+    serde_json::Value::Array(
+        servers
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "server": s.server, "grant": s.grant, "state": s.state, "logged_in": s.logged_in,
+                    "client_id": s.client_id, "scopes": s.scopes, "issuer": s.issuer,
+                    "expires_unix_ms": s.expires_unix_ms, "refreshable": s.refreshable,
+                    "login_pending": s.login_pending,
+                })
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,7 @@ pub use model::{
     Condition, ConditionTest, InputSchema, PIPELINE_DEFAULT_DEPTH, PIPELINE_MAX_DEPTH, ParallelBranch, Pattern,
     PipelineConfig, PipelineStep, Route, StepKind, ToolCall,
 };
-pub use model::{OAuthConfig, SamplingConfig, SamplingRoute};
+pub use model::{OAuthConfig, OAuthGrant, SamplingConfig, SamplingRoute};
 pub(crate) use pipeline::{PIPELINE_SERVER, Piece, parse_template, split_path};
 pub use problem::{ConfigError, Problem};
 pub use secret::{Secret, redact_url};

@@ -168,19 +168,47 @@ pub struct ServerConfig {
     /// Roots offered to the server (`file://` URIs); changing only these on reload sends
     /// `notifications/roots/list_changed` instead of restarting the server.
     pub roots: Vec<String>,
-    /// OAuth 2.1 client credentials (machine-to-machine) for an HTTP server.
+    /// OAuth 2.1 for an HTTP server: authorization code (a person logs in once with
+    /// `mcpd auth login`) or client credentials (machine-to-machine).
     pub oauth: Option<OAuthConfig>,
 }
 
-/// `oauth = { client_id, client_secret, scopes }`: the client-credentials grant (SEP-1046).
-/// mcpd discovers the authorization server from the MCP server (protected resource metadata,
-/// then RFC 8414 / OpenID discovery), sends the RFC 8707 `resource`, and uses the token only
-/// for this server.
+/// `[servers.NAME.oauth]`. mcpd discovers the authorization server from the MCP server
+/// (protected resource metadata, then RFC 8414 / OpenID discovery), sends the RFC 8707
+/// `resource`, keeps tokens only in its store and uses them only for this server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthConfig {
-    pub client_id: String,
-    pub client_secret: Secret,
+    pub grant: OAuthGrant,
+    /// A client registered with the authorization server out of band. Without it mcpd uses
+    /// `client_metadata_url` (when the server supports client ID metadata documents), else
+    /// dynamic registration.
+    pub client_id: Option<String>,
+    /// The pre-registered client's secret (`client_secret_basic` or `_post`, as the
+    /// authorization server advertises); none for a public client.
+    pub client_secret: Option<Secret>,
+    /// Scopes to ask for; empty = the challenge's `scope`, else the resource's `scopes_supported`.
     pub scopes: Vec<String>,
+    /// An https URL where mcpd's client ID metadata document is hosted.
+    pub client_metadata_url: Option<String>,
+    /// `client_name` in dynamic registration.
+    pub client_name: String,
+    /// Port of the loopback redirect listener (`http://127.0.0.1:PORT/callback`); 0 = any free port.
+    pub redirect_port: u16,
+    /// Runs with the authorization URL appended whenever a login needs a browser (headless
+    /// setups, tests); without it a person runs `mcpd auth login NAME`.
+    pub login_command: Vec<String>,
+    /// Let OAuth URLs use http:// and loopback addresses (servers and IdPs on this machine).
+    pub allow_loopback: bool,
+    /// Hosts or CIDR ranges that OAuth URLs may reach although they are private.
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthGrant {
+    /// The user authorizes in a browser; mcpd stores and refreshes the tokens.
+    AuthorizationCode,
+    /// The client's own credentials (SEP-1046); needs `client_id` and `client_secret`.
+    ClientCredentials,
 }
 
 /// `trust`: when a tool definition may be called.

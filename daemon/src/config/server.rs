@@ -41,7 +41,18 @@ const SERVER_KEYS: &[&str] = &[
     "roots",
     "oauth",
 ];
-const OAUTH_KEYS: &[&str] = &["client_id", "client_secret", "scopes"];
+const OAUTH_KEYS: &[&str] = &[
+    "grant",
+    "client_id",
+    "client_secret",
+    "scopes",
+    "client_metadata_url",
+    "client_name",
+    "redirect_port",
+    "login_command",
+    "allow_loopback",
+    "allow",
+];
 const SAMPLING_KEYS: &[&str] = &["route", "rate", "max_tokens", "max_concurrent"];
 const STDIO_KEYS: &[&str] = &["command", "args", "env", "cwd"];
 const HTTP_KEYS: &[&str] = &["url", "headers"];
@@ -165,6 +176,10 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
         ok &= good;
     }
     s.transport = transport?;
+    if s.oauth.is_some() && !matches!(s.transport, TransportConfig::Http { .. }) {
+        ctx.report(key.span(), format!("[servers.{name}] has \"oauth\", which needs transport \"http\""));
+        ok = false;
+    }
     ok.then_some(s)
 }
 
@@ -225,15 +240,39 @@ pub(crate) fn parse_sampling(
     ok.then_some(out)
 }
 
-/// `oauth = { client_id = "...", client_secret = "${env:NAME}", scopes = [...] }`.
+/// `[servers.NAME.oauth]`: `grant`, a pre-registered client, scopes, the login hook and
+/// what OAuth URLs may reach.
 fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super::model::OAuthConfig> {
+    use super::model::{OAuthConfig, OAuthGrant};
     let table = ctx.table("oauth", v)?;
     let place = format!("in [servers.{server}.oauth]");
-    let (mut id, mut secret, mut scopes) = (None, None, Vec::new());
+    let mut out = OAuthConfig {
+        grant: OAuthGrant::AuthorizationCode,
+        client_id: None,
+        client_secret: None,
+        scopes: Vec::new(),
+        client_metadata_url: None,
+        client_name: "mcpd".to_owned(),
+        redirect_port: 0,
+        login_command: Vec::new(),
+        allow_loopback: false,
+        allow: Vec::new(),
+    };
     let mut ok = true;
     for (k, v) in table.iter() {
-        match k.get_ref().as_ref() {
-            "client_id" => id = ctx.string("oauth.client_id", v).map(str::to_owned),
+        let good = match k.get_ref().as_ref() {
+            "grant" => set(
+                &mut out.grant,
+                ctx.choice(
+                    "oauth.grant",
+                    v,
+                    &[
+                        ("authorization_code", OAuthGrant::AuthorizationCode),
+                        ("client_credentials", OAuthGrant::ClientCredentials),
+                    ],
+                ),
+            ),
+            "client_id" => set(&mut out.client_id, ctx.string("oauth.client_id", v).map(|s| Some(s.to_owned()))),
             "client_secret" => {
                 let raw = ctx.string("oauth.client_secret", v).unwrap_or("");
                 // Secrets come from the environment or a file, never inline in the config.
@@ -242,23 +281,71 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
                         v.span(),
                         "\"oauth.client_secret\" must come from ${env:NAME} or ${file:PATH}, not be written inline",
                     );
-                    ok = false;
+                    false
                 } else {
-                    secret = ctx.expanded("oauth.client_secret", v).map(super::secret::Secret::new);
+                    let secret = ctx.expanded("oauth.client_secret", v).map(super::secret::Secret::new);
+                    set(&mut out.client_secret, secret.map(Some))
                 }
             }
-            "scopes" => scopes = ctx.strings("oauth.scopes", v, false, &|_| None).unwrap_or_default(),
+            "scopes" => set(&mut out.scopes, ctx.strings("oauth.scopes", v, false, &|_| None)),
+            "client_metadata_url" => {
+                let url = ctx.string("oauth.client_metadata_url", v).map(str::to_owned);
+                match url {
+                    Some(u) if !is_cimd_url(&u) => {
+                        ctx.report(
+                            v.span(),
+                            "\"oauth.client_metadata_url\" must be an https:// URL with a path (where the client ID metadata document is hosted)",
+                        );
+                        false
+                    }
+                    u => set(&mut out.client_metadata_url, u.map(Some)),
+                }
+            }
+            "client_name" => set(&mut out.client_name, ctx.string("oauth.client_name", v).map(str::to_owned)),
+            "redirect_port" => {
+                set(&mut out.redirect_port, ctx.integer("oauth.redirect_port", v, 0, Some(65535)).map(|p| p as u16))
+            }
+            "login_command" => {
+                let cmd = ctx.strings("oauth.login_command", v, true, &|_| None);
+                if cmd.as_ref().is_some_and(|c| c.is_empty()) {
+                    ctx.report(v.span(), "\"oauth.login_command\" needs at least the program to run");
+                    false
+                } else {
+                    set(&mut out.login_command, cmd)
+                }
+            }
+            "allow_loopback" => set(&mut out.allow_loopback, ctx.boolean("oauth.allow_loopback", v)),
+            "allow" => {
+                let check = |entry: &str| {
+                    let policy = crate::ssrf::SsrfPolicy { allow_loopback: false, allow: vec![entry.to_owned()] };
+                    policy.validate().err().map(|e| e.to_string())
+                };
+                set(&mut out.allow, ctx.strings("oauth.allow", v, false, &check))
+            }
             _ => {
                 ctx.unknown_key(k, OAUTH_KEYS, &place);
-                ok = false;
+                false
             }
-        }
+        };
+        ok &= good;
     }
-    let (Some(client_id), Some(client_secret)) = (id, secret) else {
-        ctx.report(v.span(), format!("[servers.{server}.oauth] needs \"client_id\" and \"client_secret\""));
-        return None;
-    };
-    ok.then_some(super::model::OAuthConfig { client_id, client_secret, scopes })
+    if out.client_secret.is_some() && out.client_id.is_none() {
+        ctx.report(v.span(), format!("[servers.{server}.oauth] has \"client_secret\" without \"client_id\""));
+        ok = false;
+    }
+    if out.grant == OAuthGrant::ClientCredentials && (out.client_id.is_none() || out.client_secret.is_none()) {
+        ctx.report(
+            v.span(),
+            format!("[servers.{server}.oauth] grant \"client_credentials\" needs \"client_id\" and \"client_secret\""),
+        );
+        ok = false;
+    }
+    ok.then_some(out)
+}
+
+/// A client ID metadata document URL: https with a path other than `/`.
+fn is_cimd_url(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some() && u.path() != "/")
 }
 
 /// `roots = ["/srv/data", "file:///home/me/src"]`: absolute paths or `file://` URIs.

@@ -1360,15 +1360,54 @@ fn sampling_and_roots() {
 fn oauth_client_credentials() {
     let c = ok(concat!(
         "[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n",
-        "oauth = { client_id = \"mcpd\", client_secret = \"${env:GITHUB_TOKEN}\", scopes = [\"mcp:read\"] }\n",
+        "oauth = { grant = \"client_credentials\", client_id = \"mcpd\", client_secret = \"${env:GITHUB_TOKEN}\", scopes = [\"mcp:read\"] }\n",
     ));
     let o = server(&c, "api").oauth.as_ref().expect("oauth");
-    assert_eq!((o.client_id.as_str(), o.scopes.as_slice()), ("mcpd", &["mcp:read".to_owned()][..]));
-    assert!(!format!("{o:?}").contains(o.client_secret.expose()), "the secret leaks through Debug");
+    assert_eq!(o.grant, crate::config::OAuthGrant::ClientCredentials);
+    assert_eq!((o.client_id.as_deref(), o.scopes.as_slice()), (Some("mcpd"), &["mcp:read".to_owned()][..]));
+    let secret = o.client_secret.as_ref().expect("secret").expose();
+    assert!(!format!("{o:?}").contains(secret), "the secret leaks through Debug");
     let p = problems(concat!(
         "[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n",
         "oauth = { client_id = \"mcpd\", client_secret = \"hunter2\", scope = [] }\n",
     ));
     assert!(p.iter().any(|m| m.contains("not be written inline")), "{p:#?}");
     assert!(p.iter().any(|m| m.contains("did you mean \"scopes\"")), "{p:#?}");
+}
+
+#[test]
+fn oauth_authorization_code() {
+    // The default grant; everything optional (dynamic registration, scopes from the challenge).
+    let c = ok("[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n[servers.api.oauth]\n");
+    let o = server(&c, "api").oauth.as_ref().expect("oauth");
+    assert_eq!(o.grant, crate::config::OAuthGrant::AuthorizationCode);
+    assert_eq!((o.client_id.as_deref(), o.redirect_port, o.allow_loopback), (None, 0, false));
+    let c = ok(concat!(
+        "[servers.api]\nurl = \"http://127.0.0.1:9/mcp\"\n[servers.api.oauth]\n",
+        "client_id = \"pre\"\nclient_metadata_url = \"https://mcpd.example/client.json\"\nredirect_port = 8765\n",
+        "login_command = [\"xdg-open\"]\nallow_loopback = true\nallow = [\"10.1.0.0/16\", \"idp.corp\"]\nscopes = [\"a\", \"b\"]\n",
+    ));
+    let o = server(&c, "api").oauth.as_ref().expect("oauth");
+    assert_eq!(o.client_metadata_url.as_deref(), Some("https://mcpd.example/client.json"));
+    assert_eq!((o.redirect_port, o.login_command.len(), o.allow.len()), (8765, 1, 2));
+    // Every problem at once.
+    let p = problems(concat!(
+        "[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n[servers.api.oauth]\n",
+        "grant = \"password\"\nclient_secret = \"${env:GITHUB_TOKEN}\"\nclient_metadata_url = \"http://x.example/c.json\"\n",
+        "redirect_port = 70000\nlogin_command = []\nallow = [\"10.0.0.0/99\"]\n",
+        "[servers.cli]\ncommand = \"x\"\n[servers.cli.oauth]\n",
+        "[servers.m2m]\nurl = \"https://m.example/mcp\"\noauth = { grant = \"client_credentials\" }\n",
+    ));
+    for want in [
+        "invalid value \"password\"",
+        "\"client_secret\" without \"client_id\"",
+        "must be an https:// URL with a path",
+        "between 0 and 65535",
+        "needs at least the program",
+        "10.0.0.0/99",
+        "needs transport \"http\"",
+        "needs \"client_id\" and \"client_secret\"",
+    ] {
+        assert!(p.iter().any(|m| m.contains(want)), "missing {want:?} in {p:#?}");
+    }
 }

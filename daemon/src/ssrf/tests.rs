@@ -165,11 +165,12 @@ fn requires_https_except_to_allowed_loopback() {
             "https://169.254.169.254/",
             Err(forbidden("169.254.169.254", "169.254.169.254", "metadata")),
         ),
-        // An allowlisted address still needs https, and an allowlisted loopback address without
-        // allow_loopback too.
+        // An allowlisted address still needs https, unless it is loopback: allowlisting one
+        // loopback address lets http reach it and nothing else on loopback.
         (policy(false, &["10.0.0.0/8"]), "http://10.0.0.1/", not_https("http://10.0.0.1")),
         (policy(false, &["127.0.0.1"]), "https://127.0.0.1/", Ok(())),
-        (policy(false, &["127.0.0.1"]), "http://127.0.0.1:81/", not_https("http://127.0.0.1:81")),
+        (policy(false, &["127.0.0.1"]), "http://127.0.0.1:81/", Ok(())),
+        (policy(false, &["127.0.0.1"]), "http://0x7f000002:81/", Err(forbidden("127.0.0.2", "127.0.0.2", "loopback"))),
         (policy(false, &["127.0.0.1"]), "https://127.0.0.2/", Err(forbidden("127.0.0.2", "127.0.0.2", "loopback"))),
     ];
     for (policy, url, want) in cases {
@@ -381,17 +382,17 @@ fn messages_name_the_host_and_say_what_to_do() {
         ),
         (
             "https://10.0.0.1/cb?code=abc",
-            "refusing 10.0.0.1: private address 10.0.0.1; add it to `oauth_allow` in the config if this is intended",
+            "refusing 10.0.0.1: private address 10.0.0.1; add it to `allow` in the server's [oauth] table if this is intended",
         ),
         (
             "https://169.254.169.254/latest/meta-data/iam?token=abc",
-            "refusing 169.254.169.254: metadata address 169.254.169.254; add the exact address to `oauth_allow` in \
-             the config if this is intended",
+            "refusing 169.254.169.254: metadata address 169.254.169.254; add the exact address to `allow` in the server's \
+             [oauth] table if this is intended",
         ),
         (
             "http://example.com:8080/cb?code=abc",
-            "refusing http://example.com:8080: use https:// (plain http is allowed only to loopback, when loopback is \
-             allowed)",
+            "refusing http://example.com:8080: use https:// (plain http is allowed only to loopback addresses, when \
+             they are allowed)",
         ),
         ("file:///etc/passwd", "refusing a url with the file scheme: only https:// urls may be fetched"),
     ];

@@ -15,9 +15,6 @@ pub enum HttpSetupError {
     Reserved(String),
     #[error("cannot build HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-    /// The OAuth client-credentials exchange failed (discovery, registration or token).
-    #[error("OAuth client credentials failed: {0}")]
-    OAuth(String),
 }
 
 /// Headers the transport sets itself.
@@ -51,41 +48,19 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, HttpSetupErr
     Ok(reqwest::Client::builder().connect_timeout(connect_timeout).redirect(policy).build()?)
 }
 
-/// Like [`connect`], first obtaining a bearer token with the OAuth client-credentials grant.
-/// rmcp does the protocol: protected resource metadata, authorization server metadata
-/// (RFC 8414 / OpenID, in the spec's order), the token request with the RFC 8707
-/// `resource`, the auth method the server advertises, and refreshes; metadata URLs are
-/// checked against private addresses unless the server itself is on loopback.
-pub async fn connect_oauth(
+/// Like [`connect`], with bearer tokens from an OAuth token source (see `crate::oauth`).
+pub fn connect_authorized(
     url: &str,
     header_pairs: &[(String, String)],
     max_message_bytes: usize,
-    connect_timeout: Duration,
-    oauth: &crate::config::OAuthConfig,
+    auth: rmcp::transport::AuthClient<reqwest::Client>,
 ) -> Result<AnyTransport, HttpSetupError> {
-    use rmcp::transport::auth::{AuthClient, ClientCredentialsConfig, OAuthState};
-    let oauth_err = |e: rmcp::transport::auth::AuthError| HttpSetupError::OAuth(e.to_string());
-    let mut state = OAuthState::new(url, None).await.map_err(oauth_err)?;
-    let creds = ClientCredentialsConfig::ClientSecret {
-        client_id: oauth.client_id.clone(),
-        client_secret: oauth.client_secret.expose().to_owned(),
-        scopes: oauth.scopes.clone(),
-        resource: Some(url.to_owned()),
-    };
-    tokio::time::timeout(connect_timeout, state.authenticate_client_credentials(creds))
-        .await
-        .map_err(|_| HttpSetupError::OAuth(format!("no token within {connect_timeout:?}")))?
-        .map_err(oauth_err)?;
-    let manager = state
-        .into_authorization_manager()
-        .ok_or_else(|| HttpSetupError::OAuth("the authorization did not complete".into()))?;
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .custom_headers(headers(header_pairs)?)
         .max_sse_event_size(max_message_bytes)
         .max_json_response_size(max_message_bytes)
         .reinit_on_expired_session(true);
-    let client = AuthClient::new(client(connect_timeout)?, manager);
-    Ok(AnyTransport::HttpAuth(StreamableHttpClientTransport::with_client(client, config)))
+    Ok(AnyTransport::HttpAuth(StreamableHttpClientTransport::with_client(auth, config)))
 }
 
 pub fn connect(

@@ -6,6 +6,11 @@
 //! with SIGTERM and exits 0 only if all of that worked. The daemon log goes to stderr.
 //! `$MCPD_CONFORMANCE_PROTOCOL` overrides the server's `protocol` (default "auto", what users get: mcpd probes
 //! `server/discover` and falls back to `initialize`).
+//!
+//! The `auth/*` scenarios run mcpd's real authorization-code login: the config gives `conf` an
+//! `[oauth]` table whose `login_command` is this executable in `--follow URL` mode (the
+//! headless hook), which fetches the authorization URL and follows the mock authorization
+//! server's redirect to mcpd's loopback listener, as a browser would.
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
@@ -22,9 +27,11 @@ const SERVER: &str = "conf";
 const STARTUP: Duration = Duration::from_secs(20);
 /// Deadline of one tool call (the harness kills us after `--timeout` anyway).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// The scenarios this adapter knows (the suite's non-auth client scenarios for 2025-11-25).
+/// The non-auth scenarios this adapter knows; every `auth/*` one is handled too.
 const SCENARIOS: &[&str] =
     &["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry", "auth/client-credentials-basic"];
+/// What mcpd's config names as its client ID metadata document (the mock accepts any https URL).
+const CIMD_URL: &str = "https://conformance-test.local/client-metadata.json";
 
 fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -64,25 +71,36 @@ async fn terminated() -> &'static str {
 }
 
 async fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--follow") {
+        return follow(args.get(2).context("usage: mcpd-conformance-client --follow URL")?).await;
+    }
     let url = std::env::args().next_back().filter(|a| a.contains("://")).context(
         "usage: mcpd-conformance-client URL (the conformance harness appends the server URL as the last argument)",
     )?;
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").context("MCP_CONFORMANCE_SCENARIO is not set")?;
-    if !SCENARIOS.contains(&scenario.as_str()) {
+    if !SCENARIOS.contains(&scenario.as_str()) && !scenario.starts_with("auth/") {
         bail!("unsupported scenario {scenario:?} (supported: {})", SCENARIOS.join(", "));
     }
     eprintln!("mcpd-conformance-client: scenario {scenario:?}, server {url}");
 
     // Credential scenarios hand the client its credentials in MCP_CONFORMANCE_CONTEXT; they
     // reach mcpd the way an admin's would: client_id in the config, the secret from the env.
-    let oauth = if scenario.starts_with("auth/client-credentials") {
+    let context = || -> Result<(String, String)> {
         let ctx: serde_json::Value = serde_json::from_str(
             &std::env::var("MCP_CONFORMANCE_CONTEXT").context("MCP_CONFORMANCE_CONTEXT is not set")?,
         )
         .context("MCP_CONFORMANCE_CONTEXT is not JSON")?;
         let id = ctx["client_id"].as_str().context("no client_id in the context")?.to_owned();
         let secret = ctx["client_secret"].as_str().context("no client_secret in the context")?.to_owned();
-        Some((id, secret))
+        Ok((id, secret))
+    };
+    let oauth = if scenario.starts_with("auth/client-credentials") {
+        Some(OAuth::ClientCredentials(context()?))
+    } else if scenario == "auth/pre-registration" {
+        Some(OAuth::Login(Some(context()?)))
+    } else if scenario.starts_with("auth/") {
+        Some(OAuth::Login(None))
     } else {
         None
     };
@@ -122,6 +140,21 @@ async fn run() -> Result<()> {
 async fn scenario_work(scenario: &str, client: &mut Client) -> Result<()> {
     match scenario {
         // The handshake itself is what is checked; list the (empty) tools like the reference.
+        // Authorized by now (the login hook ran); call every tool like the reference client.
+        // Step-up scenarios answer 403 until the scope is wide enough: mcpd re-authorizes and
+        // retries by itself, and gives up after 3 step-ups, so a failed call is an outcome
+        // the checks judge, not an adapter error.
+        s if s.starts_with("auth/") && s != "auth/client-credentials-basic" => {
+            let tools = client.list_tools(Some(SERVER)).await.context("listing tools")?;
+            eprintln!("mcpd-conformance-client: {} tool(s)", tools.len());
+            for t in &tools {
+                match client.call_tool(&t.qualified_name, "{}", Some(CALL_TIMEOUT)).await {
+                    Ok(r) => eprintln!("mcpd-conformance-client: {} -> {}", t.qualified_name, r.content_json),
+                    Err(e) => eprintln!("mcpd-conformance-client: {} failed: {e}", t.qualified_name),
+                }
+            }
+            Ok(())
+        }
         "initialize" | "auth/client-credentials-basic" => {
             let tools = client.list_tools(Some(SERVER)).await.context("listing tools")?;
             eprintln!("mcpd-conformance-client: {} tool(s)", tools.len());
@@ -264,8 +297,30 @@ struct Daemon {
     child: Option<Child>,
 }
 
+/// How `conf` authorizes.
+enum OAuth {
+    /// Machine-to-machine: (client_id, client_secret).
+    ClientCredentials((String, String)),
+    /// The authorization-code login, with a pre-registered (client_id, client_secret) or
+    /// with CIMD / dynamic registration.
+    Login(Option<(String, String)>),
+}
+
+/// The headless login hook: fetch the authorization URL and follow its redirects to mcpd's
+/// loopback listener, as a browser would; fails unless the last page is a success.
+async fn follow(url: &str) -> Result<()> {
+    let client = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
+    let r = client.get(url).send().await.context("following the authorization URL")?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("the redirect chain ended with {status}: {body}");
+    }
+    Ok(())
+}
+
 impl Daemon {
-    fn start(url: &str, oauth: Option<(String, String)>) -> Result<Self> {
+    fn start(url: &str, oauth: Option<OAuth>) -> Result<Self> {
         let bin = mcpd_bin()?;
         // Pinned by default: the mock servers misbehave on the `server/discover` probe of "auto".
         let protocol = std::env::var("MCPD_CONFORMANCE_PROTOCOL").unwrap_or_else(|_| "auto".to_owned());
@@ -283,12 +338,30 @@ impl Daemon {
             mcpd_tests::q(protocol),
         );
         let mut secret_env = None;
-        if let Some((id, secret)) = oauth {
-            body.push_str(&format!(
-                "oauth = {{ client_id = {}, client_secret = \"${{env:MCPD_CONFORMANCE_CLIENT_SECRET}}\" }}\n",
-                mcpd_tests::q(id)
-            ));
-            secret_env = Some(secret);
+        match oauth {
+            Some(OAuth::ClientCredentials((id, secret))) => {
+                body.push_str(&format!(
+                    "oauth = {{ grant = \"client_credentials\", client_id = {}, client_secret = \"${{env:MCPD_CONFORMANCE_CLIENT_SECRET}}\", allow_loopback = true }}\n",
+                    mcpd_tests::q(id)
+                ));
+                secret_env = Some(secret);
+            }
+            Some(OAuth::Login(pre)) => {
+                let me = std::env::current_exe().context("locating this executable")?;
+                body.push_str(&format!(
+                    "[servers.{SERVER}.oauth]\nallow_loopback = true\nclient_metadata_url = {}\nlogin_command = [{}, \"--follow\"]\n",
+                    mcpd_tests::q(CIMD_URL),
+                    mcpd_tests::q(me.display().to_string()),
+                ));
+                if let Some((id, secret)) = pre {
+                    body.push_str(&format!(
+                        "client_id = {}\nclient_secret = \"${{env:MCPD_CONFORMANCE_CLIENT_SECRET}}\"\n",
+                        mcpd_tests::q(id)
+                    ));
+                    secret_env = Some(secret);
+                }
+            }
+            None => {}
         }
         std::fs::write(&config, body).with_context(|| format!("writing {}", config.display()))?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;

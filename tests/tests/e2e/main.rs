@@ -8,6 +8,7 @@ mod integrity;
 mod interop;
 mod lifecycle;
 mod llm;
+mod oauth;
 mod pipelines;
 mod reload;
 mod requests;

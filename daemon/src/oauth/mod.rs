@@ -1,0 +1,532 @@
+//! OAuth 2.1 for remote MCP servers: logins (authorization code + PKCE through a loopback
+//! redirect), the per-session token source, step-up on `insufficient_scope`, and status.
+//!
+//! rmcp's `transport::auth` does the protocol (discovery in the spec's order, PKCE S256 and
+//! refusing servers that do not advertise it, RFC 8707 `resource`, client ID metadata
+//! documents, dynamic registration, refresh). mcpd supplies what it leaves to the client: an
+//! HTTP client behind the SSRF guard ([`http::GuardedHttp`]), credentials in the store bound
+//! to the server's identity (`store::OAuthCredentials`), the redirect listener
+//! ([`callback`]), and the policy around them (one login at a time per server, no login
+//! loops, at most [`MAX_STEP_UPS`] step-ups).
+pub mod callback;
+pub mod http;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rmcp::transport::auth::{
+    AuthClient, AuthError, AuthorizationManager, AuthorizationRequest, AuthorizationSession, ClientCredentialsConfig,
+    CredentialStore, OAuthState,
+};
+use tokio::{sync::watch, time::Instant};
+
+use crate::{
+    config::{OAuthConfig, OAuthGrant, TransportConfig},
+    ssrf::SsrfPolicy,
+    store::Store,
+    upstream::Upstream,
+};
+
+/// How long a login waits for the browser to come back.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Re-authorizations for a wider scope in a row before mcpd gives up (the spec's advice
+/// against loops; the counter resets when a call succeeds).
+pub const MAX_STEP_UPS: u32 = 3;
+/// A 401 this soon after a login means the server rejects the tokens the authorization
+/// server issues for it: logging in again would loop.
+const FRESH_TOKEN_WINDOW: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("no server named {0:?} is configured")]
+    UnknownServer(String),
+    #[error("server {0:?} has no [servers.{0}.oauth] with grant \"authorization_code\"; there is nothing to log in to")]
+    NotOAuth(String),
+    #[error("OAuth needs mcpd's store, and this daemon runs without one")]
+    NoStore,
+    #[error("cannot build the OAuth HTTP client: {0}")]
+    Client(String),
+    #[error("cannot open the loopback redirect listener on 127.0.0.1:{port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("{0}")]
+    Flow(String),
+}
+
+/// Renders an rmcp auth error with its causes (an SSRF refusal is usually a cause), never a
+/// token: rmcp's errors carry none.
+fn flow(e: AuthError) -> OAuthError {
+    OAuthError::Flow(chain(&e))
+}
+
+/// Like [`flow`], naming what the SSRF guard refused on the way (the real reason when rmcp
+/// only saw a failed fetch).
+fn guarded(e: AuthError, http: &http::GuardedHttp) -> OAuthError {
+    let mut text = chain(&e);
+    for r in http.refusals(&chain(&e)) {
+        if !text.contains(&r) {
+            text.push_str("; ");
+            text.push_str(&r);
+        }
+    }
+    OAuthError::Flow(text)
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Where a login stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginPhase {
+    /// Waiting for the browser.
+    Pending,
+    Done,
+    Failed(String),
+}
+
+/// A started login: the URL to open and its outcome.
+pub struct Login {
+    pub url: String,
+    pub phase: watch::Receiver<LoginPhase>,
+}
+
+/// What `mcpd auth status` shows for one server: never a token.
+#[derive(Debug, Clone, Default)]
+pub struct AuthInfo {
+    pub server: String,
+    pub grant: &'static str,
+    pub logged_in: bool,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub issuer: String,
+    /// 0 when unknown.
+    pub expires_unix_ms: u64,
+    pub refreshable: bool,
+    pub login_pending: bool,
+}
+
+#[derive(Default)]
+struct PerServer {
+    /// The in-flight login's URL and outcome.
+    login: Option<(String, watch::Receiver<LoginPhase>)>,
+    /// The last `WWW-Authenticate` challenge, to seed the next login's discovery and scopes.
+    challenge: Option<String>,
+    step_ups: u32,
+    /// When the last login completed.
+    logged_in_at: Option<Instant>,
+    /// Set when the server rejected fresh tokens; automatic logins stop until a manual one.
+    no_auto_login: bool,
+}
+
+pub struct OAuth {
+    store: Option<Store>,
+    servers: Mutex<HashMap<String, PerServer>>,
+}
+
+/// The URL and `[oauth]` of a server, when it has both.
+pub fn oauth_of(upstream: &Upstream) -> Option<(&str, &OAuthConfig)> {
+    match (&upstream.config.transport, &upstream.config.oauth) {
+        (TransportConfig::Http { url, .. }, Some(o)) => Some((url.as_str(), o)),
+        _ => None,
+    }
+}
+
+/// What OAuth URLs of this server may reach.
+pub fn policy(cfg: &OAuthConfig) -> SsrfPolicy {
+    SsrfPolicy { allow_loopback: cfg.allow_loopback, allow: cfg.allow.clone() }
+}
+
+impl OAuth {
+    pub fn new(store: Option<Store>) -> Self {
+        Self { store, servers: Mutex::default() }
+    }
+
+    fn with<T>(&self, server: &str, f: impl FnOnce(&mut PerServer) -> T) -> T {
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        f(servers.entry(server.to_owned()).or_default())
+    }
+
+    async fn manager(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        cfg: &OAuthConfig,
+    ) -> Result<(AuthorizationManager, Arc<http::GuardedHttp>), OAuthError> {
+        let store = self.store.as_ref().ok_or(OAuthError::NoStore)?;
+        let http = http::GuardedHttp::new(policy(cfg)).map_err(|e| OAuthError::Client(e.to_string()))?;
+        let mut manager = AuthorizationManager::new_with_oauth_http_client(url, http.clone()).await.map_err(flow)?;
+        // Keyed by identity (name + URL): a token is only ever loaded for the server it was
+        // issued for, and a changed URL starts without one.
+        manager.set_credential_store(store.oauth_credentials(&upstream.identity));
+        Ok((manager, http))
+    }
+
+    /// The token source of a session to an authorization-code server. Without stored
+    /// credentials requests go out unauthenticated, so the server's 401 brings the real
+    /// challenge (its `resource_metadata` and `scope` seed the login), and a server that
+    /// turns out not to need a token just works.
+    pub async fn session_client(
+        &self,
+        upstream: &Upstream,
+        connect_timeout: Duration,
+    ) -> Result<AuthClient<reqwest::Client>, OAuthError> {
+        let (url, cfg) = oauth_of(upstream).ok_or_else(|| OAuthError::NotOAuth(upstream.name.clone()))?;
+        let (mut manager, http) = self.manager(upstream, url, cfg).await?;
+        // Discovery (network) only when there are tokens to use.
+        tokio::time::timeout(connect_timeout, manager.initialize_from_store())
+            .await
+            .map_err(|_| OAuthError::Flow(format!("OAuth discovery did not finish within {connect_timeout:?}")))?
+            .map_err(|e| guarded(e, &http))?;
+        let client = crate::transport::http::client(connect_timeout).map_err(|e| OAuthError::Client(e.to_string()))?;
+        Ok(AuthClient::new(client, manager))
+    }
+
+    /// A token source for the client-credentials grant (machine-to-machine): rmcp does
+    /// discovery and the token request through the guarded client, and refreshes.
+    pub async fn client_credentials(
+        &self,
+        url: &str,
+        cfg: &OAuthConfig,
+        connect_timeout: Duration,
+    ) -> Result<AuthClient<reqwest::Client>, OAuthError> {
+        let (Some(client_id), Some(secret)) = (&cfg.client_id, &cfg.client_secret) else {
+            return Err(OAuthError::Flow("client credentials need client_id and client_secret".into()));
+        };
+        let http = http::GuardedHttp::new(policy(cfg)).map_err(|e| OAuthError::Client(e.to_string()))?;
+        let mut state = OAuthState::new_with_oauth_http_client(url, http).await.map_err(flow)?;
+        let creds = ClientCredentialsConfig::ClientSecret {
+            client_id: client_id.clone(),
+            client_secret: secret.expose().to_owned(),
+            scopes: cfg.scopes.clone(),
+            resource: Some(url.to_owned()),
+        };
+        tokio::time::timeout(connect_timeout, state.authenticate_client_credentials(creds))
+            .await
+            .map_err(|_| OAuthError::Flow(format!("no token within {connect_timeout:?}")))?
+            .map_err(flow)?;
+        let manager = state
+            .into_authorization_manager()
+            .ok_or_else(|| OAuthError::Flow("the authorization did not complete".into()))?;
+        let client = crate::transport::http::client(connect_timeout).map_err(|e| OAuthError::Client(e.to_string()))?;
+        Ok(AuthClient::new(client, manager))
+    }
+
+    /// Records a server's 401 challenge. Returns why an automatic login must not start
+    /// (the server rejected tokens fresh from a login), or `None`.
+    pub fn note_challenge(&self, server: &str, challenge: &str) -> Option<String> {
+        self.with(server, |s| {
+            if !challenge.is_empty() {
+                s.challenge = Some(challenge.to_owned());
+            }
+            let fresh = s.logged_in_at.is_some_and(|at| at.elapsed() < FRESH_TOKEN_WINDOW);
+            if fresh {
+                s.logged_in_at = None;
+                s.no_auto_login = true;
+            }
+            s.no_auto_login.then(|| {
+                "the server rejected the token mcpd obtained at the last login (is the authorization server \
+                 issuing tokens for this server's URL and scopes?); mcpd will not log in again by itself"
+                    .to_owned()
+            })
+        })
+    }
+
+    /// Counts a step-up for `server`; `None` once [`MAX_STEP_UPS`] were spent.
+    pub fn step_up(&self, server: &str, challenge: &str) -> Option<u32> {
+        self.with(server, |s| {
+            s.challenge = Some(challenge.to_owned());
+            (s.step_ups < MAX_STEP_UPS).then(|| {
+                s.step_ups += 1;
+                s.step_ups
+            })
+        })
+    }
+
+    /// A call succeeded: the scope is enough, so later 403s may step up again.
+    pub fn call_succeeded(&self, server: &str) {
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = servers.get_mut(server) {
+            s.step_ups = 0;
+        }
+    }
+
+    /// Starts a login (or joins the one in flight): discovery, client registration and the
+    /// authorization URL happen here, so their errors come back at once; the wait for the
+    /// browser runs in the background. `step_up` asks for the challenge's scope on top of
+    /// what was granted. `manual` is a person asking (it re-enables automatic logins).
+    pub async fn login(
+        self: &Arc<Self>,
+        upstream: Arc<Upstream>,
+        step_up: bool,
+        manual: bool,
+    ) -> Result<Login, OAuthError> {
+        let (url, cfg) = oauth_of(&upstream).ok_or_else(|| OAuthError::NotOAuth(upstream.name.clone()))?;
+        if cfg.grant != OAuthGrant::AuthorizationCode {
+            return Err(OAuthError::NotOAuth(upstream.name.clone()));
+        }
+        let name = upstream.name.clone();
+        let (in_flight, challenge) = self.with(&name, |s| {
+            if manual {
+                s.no_auto_login = false;
+            }
+            let live = s.login.as_ref().filter(|(_, rx)| *rx.borrow() == LoginPhase::Pending).cloned();
+            (live, s.challenge.clone())
+        });
+        if let Some((url, phase)) = in_flight {
+            return Ok(Login { url, phase });
+        }
+
+        let listener = callback::bind(cfg.redirect_port)
+            .await
+            .map_err(|source| OAuthError::Listen { port: cfg.redirect_port, source })?;
+        let (mut manager, http) = self.manager(&upstream, url, cfg).await?;
+        let granted = match manager_store(self, &upstream).load().await {
+            Ok(Some(c)) if c.token_response.is_some() => c.granted_scopes,
+            _ => Vec::new(),
+        };
+        let resolution =
+            manager.resolve_metadata_from_challenge(challenge.as_deref()).await.map_err(|e| guarded(e, &http))?;
+        // PKCE S256 or nothing (the spec's MUST): rmcp would go on with S256 regardless,
+        // which an authorization server that never said it checks PKCE may silently ignore.
+        let s256 = resolution
+            .metadata
+            .code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|m| m == "S256"));
+        if !s256 {
+            return Err(OAuthError::Flow(
+                "the authorization server does not advertise PKCE S256 (code_challenge_methods_supported); \
+                 mcpd refuses to authorize without it"
+                    .into(),
+            ));
+        }
+        manager.set_metadata(resolution.metadata);
+
+        let mut request =
+            AuthorizationRequest::new(listener.redirect_uri.clone()).with_client_name(cfg.client_name.clone());
+        if let Some(id) = &cfg.client_id {
+            request = request.with_preregistered_client(id.clone());
+            if let Some(secret) = &cfg.client_secret {
+                request = request.with_client_secret(secret.expose().to_owned());
+            }
+        }
+        if let Some(doc) = &cfg.client_metadata_url {
+            request = request.with_client_metadata_url(doc.clone());
+        }
+        let wanted = challenge.as_deref().and_then(challenge_scope);
+        request = match (step_up, wanted) {
+            // Step-up: what was granted (or configured) plus what the server now asks for.
+            (true, Some(more)) => {
+                let mut scopes = if granted.is_empty() { cfg.scopes.clone() } else { granted };
+                for s in more.split_whitespace() {
+                    if !scopes.iter().any(|have| have == s) {
+                        scopes.push(s.to_owned());
+                    }
+                }
+                request.with_scopes(scopes)
+            }
+            _ if !cfg.scopes.is_empty() => request.with_scopes(cfg.scopes.clone()),
+            // The challenge's scope, else the resource's `scopes_supported`, else none.
+            _ => request.with_initial_scope_selection(),
+        };
+        let session = AuthorizationSession::new(manager, request).await.map_err(|(_, e)| guarded(e, &http))?;
+        let auth_url = session.auth_url.clone();
+        let state = reqwest::Url::parse(&auth_url)
+            .ok()
+            .and_then(|u| u.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()))
+            .ok_or_else(|| OAuthError::Flow("the authorization URL carries no state".into()))?;
+
+        let (tx, rx) = watch::channel(LoginPhase::Pending);
+        self.with(&name, |s| s.login = Some((auth_url.clone(), rx.clone())));
+        if !cfg.login_command.is_empty() {
+            run_login_command(&name, &cfg.login_command, &auth_url);
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let outcome =
+                match tokio::time::timeout(LOGIN_TIMEOUT, await_callback(&listener, &session, &state, &name)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => LoginPhase::Failed(format!(
+                        "no redirect came back within {}s; run `mcpd auth login {name}` again",
+                        LOGIN_TIMEOUT.as_secs()
+                    )),
+                };
+            // The listener closes here: the redirect URI works once.
+            drop(listener);
+            hub.with(&name, |s| {
+                if outcome == LoginPhase::Done {
+                    s.logged_in_at = Some(Instant::now());
+                    s.challenge = None;
+                }
+            });
+            if outcome == LoginPhase::Done {
+                tracing::info!(server = %name, "OAuth login completed");
+                upstream.auth_changed.notify_one();
+            } else if let LoginPhase::Failed(why) = &outcome {
+                tracing::warn!(server = %name, reason = %why, "OAuth login failed");
+            }
+            let _ = tx.send(outcome);
+        });
+        Ok(Login { url: auth_url, phase: rx })
+    }
+
+    /// Whether an automatic login (the `login_command` hook) may start now.
+    pub fn auto_login_allowed(&self, server: &str) -> bool {
+        self.with(server, |s| {
+            !s.no_auto_login && s.login.as_ref().is_none_or(|(_, rx)| *rx.borrow() != LoginPhase::Pending)
+        })
+    }
+
+    /// Forgets a server's tokens and client registration.
+    pub async fn logout(&self, upstream: &Upstream) -> Result<bool, OAuthError> {
+        let creds = manager_store(self, upstream);
+        let had = creds.load().await.map_err(flow)?.is_some();
+        creds.clear().await.map_err(flow)?;
+        self.with(&upstream.name, |s| {
+            s.logged_in_at = None;
+            s.step_ups = 0;
+        });
+        upstream.auth_changed.notify_one();
+        Ok(had)
+    }
+
+    pub async fn info(&self, upstream: &Upstream) -> AuthInfo {
+        let grant = match oauth_of(upstream).map(|(_, c)| c.grant) {
+            Some(OAuthGrant::AuthorizationCode) => "authorization_code",
+            Some(OAuthGrant::ClientCredentials) => "client_credentials",
+            None => "",
+        };
+        let mut info = AuthInfo { server: upstream.name.clone(), grant, ..AuthInfo::default() };
+        info.login_pending =
+            self.with(&upstream.name, |s| s.login.as_ref().is_some_and(|(_, rx)| *rx.borrow() == LoginPhase::Pending));
+        if self.store.is_none() || grant != "authorization_code" {
+            return info;
+        }
+        if let Ok(Some(c)) = manager_store(self, upstream).load().await {
+            info.client_id = c.client_id.clone();
+            info.scopes = c.granted_scopes.clone();
+            info.issuer = c.issuer.clone().unwrap_or_default();
+            if let Some(t) = &c.token_response {
+                // Read through JSON: the token types' accessors need oauth2's traits.
+                let t = serde_json::to_value(t).unwrap_or_default();
+                info.logged_in = true;
+                info.refreshable = t.get("refresh_token").is_some_and(|r| !r.is_null());
+                if let (Some(exp), Some(at)) = (t.get("expires_in").and_then(|e| e.as_u64()), c.token_received_at) {
+                    info.expires_unix_ms = (at + exp) * 1000;
+                }
+            }
+        }
+        info
+    }
+}
+
+/// The credential store of a server (a no-op one without a store, which `manager` refuses anyway).
+fn manager_store(hub: &OAuth, upstream: &Upstream) -> Box<dyn CredentialStore> {
+    match &hub.store {
+        Some(store) => Box::new(store.oauth_credentials(&upstream.identity)),
+        None => Box::new(rmcp::transport::auth::InMemoryCredentialStore::new()),
+    }
+}
+
+/// Whether a `WWW-Authenticate` challenge is a 403 `insufficient_scope` (a step-up).
+pub fn is_insufficient_scope(challenge: &str) -> bool {
+    reqwest::Url::parse("http://127.0.0.1/")
+        .is_ok_and(|base| rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, &base).is_insufficient_scope())
+}
+
+/// The `scope` parameter of a `WWW-Authenticate: Bearer` challenge.
+pub fn challenge_scope(challenge: &str) -> Option<String> {
+    let params =
+        rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, &reqwest::Url::parse("http://127.0.0.1/").ok()?);
+    params.scope.filter(|s| !s.trim().is_empty())
+}
+
+/// Waits for the redirect and finishes the login; one callback decides it either way.
+async fn await_callback(
+    listener: &callback::Listener,
+    session: &AuthorizationSession,
+    state: &str,
+    name: &str,
+) -> LoginPhase {
+    let (params, reply) = match listener.next().await {
+        Ok(x) => x,
+        Err(e) => return LoginPhase::Failed(format!("the redirect listener failed: {e}")),
+    };
+    if params.state.as_deref() != Some(state) {
+        reply
+            .send(
+                400,
+                "mcpd: this redirect does not belong to the login in progress (state mismatch). The login was aborted.",
+            )
+            .await;
+        return LoginPhase::Failed(format!(
+            "the redirect's state did not match this login (a forged or stale callback); the login was aborted: run `mcpd auth login {name}` again"
+        ));
+    }
+    if let Some(error) = params.error {
+        let why = match params.error_description {
+            Some(d) => format!("{error}: {d}"),
+            None => error,
+        };
+        reply.send(400, &format!("mcpd: the authorization server refused: {why}")).await;
+        return LoginPhase::Failed(format!("the authorization server refused: {why}"));
+    }
+    let Some(code) = params.code else {
+        reply.send(400, "mcpd: the redirect carries no code").await;
+        return LoginPhase::Failed("the redirect carried no authorization code".into());
+    };
+    match session.handle_callback_with_issuer(&code, state, params.iss.as_deref()).await {
+        Ok(_) => {
+            reply.send(200, &format!("mcpd is now authorized for {name}. You can close this tab.")).await;
+            LoginPhase::Done
+        }
+        Err(e) => {
+            let why = chain(&e);
+            reply.send(400, &format!("mcpd could not finish the login: {why}")).await;
+            LoginPhase::Failed(format!("the token exchange failed: {why}"))
+        }
+    }
+}
+
+/// Starts the configured hook with the URL as its last argument. Its output is discarded:
+/// it may echo the URL, whose `state` must not reach the logs.
+fn run_login_command(server: &str, cmd: &[String], url: &str) {
+    let Some((program, args)) = cmd.split_first() else { return };
+    let spawned = tokio::process::Command::new(program)
+        .args(args)
+        .arg(url)
+        .env("MCPD_AUTH_SERVER", server)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(false)
+        .spawn();
+    let server = server.to_owned();
+    match spawned {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                match child.wait().await {
+                    Ok(st) if st.success() => {}
+                    Ok(st) => tracing::warn!(server = %server, status = %st, "the OAuth login_command failed"),
+                    Err(e) => tracing::warn!(server = %server, error = %e, "the OAuth login_command failed"),
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(server = %server, program = %program, error = %e, "cannot run the OAuth login_command")
+        }
+    }
+}
