@@ -432,7 +432,7 @@ async fn refused_or_lost(
     let scope = crate::oauth::challenge_scope(&challenge).unwrap_or_default();
     let Some(attempt) = env.oauth.step_up(server, &challenge) else {
         return unauthorized(format!(
-            "the server still asks for scope \"{scope}\" after {} step-up authorizations; mcpd stopped asking (check the scopes the authorization server grants)",
+            "the server still asks for scope \"{scope}\" after {} authorizations; mcpd stopped asking (check the scopes the authorization server grants)",
             crate::oauth::MAX_STEP_UPS
         ));
     };

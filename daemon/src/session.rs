@@ -268,7 +268,7 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
                 let budget = !step_up || ctx.oauth.step_up(&upstream.name, &challenge).is_some();
                 if !budget {
                     let why = format!(
-                        "the server still asks for more scope after {} step-up authorizations; run `mcpd auth login {}` after widening the grant",
+                        "the server still asks for more scope after {} authorizations (step-up); run `mcpd auth login {}` after widening the grant",
                         crate::oauth::MAX_STEP_UPS,
                         upstream.name
                     );

@@ -32,8 +32,9 @@ use crate::{
 
 /// How long a login waits for the browser to come back.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
-/// Re-authorizations for a wider scope in a row before mcpd gives up (the spec's advice
-/// against loops; the counter resets when a call succeeds).
+/// Authorizations in a row (the first login included) that may end in 403
+/// `insufficient_scope` before mcpd stops stepping up (the spec's advice against loops; the
+/// counter resets when a call succeeds).
 pub const MAX_STEP_UPS: u32 = 3;
 /// A 401 this soon after a login means the server rejects the tokens the authorization
 /// server issues for it: logging in again would loop.
@@ -124,6 +125,7 @@ struct PerServer {
     login: Option<(String, watch::Receiver<LoginPhase>)>,
     /// The last `WWW-Authenticate` challenge, to seed the next login's discovery and scopes.
     challenge: Option<String>,
+    /// Authorizations since the last successful call (bounded by [`MAX_STEP_UPS`]).
     step_ups: u32,
     /// When the last login completed.
     logged_in_at: Option<Instant>,
@@ -231,6 +233,10 @@ impl OAuth {
             if !challenge.is_empty() {
                 s.challenge = Some(challenge.to_owned());
             }
+            // A 403 for more scope is a step-up (budgeted separately), not a rejected token.
+            if is_insufficient_scope(challenge) {
+                return None;
+            }
             let fresh = s.logged_in_at.is_some_and(|at| at.elapsed() < FRESH_TOKEN_WINDOW);
             if fresh {
                 s.logged_in_at = None;
@@ -244,14 +250,12 @@ impl OAuth {
         })
     }
 
-    /// Counts a step-up for `server`; `None` once [`MAX_STEP_UPS`] were spent.
+    /// Whether a step-up login may start for `server`, as its attempt number; `None` once
+    /// [`MAX_STEP_UPS`] authorizations happened without a call going through since.
     pub fn step_up(&self, server: &str, challenge: &str) -> Option<u32> {
         self.with(server, |s| {
             s.challenge = Some(challenge.to_owned());
-            (s.step_ups < MAX_STEP_UPS).then(|| {
-                s.step_ups += 1;
-                s.step_ups
-            })
+            (s.step_ups < MAX_STEP_UPS).then_some(s.step_ups + 1)
         })
     }
 
@@ -370,6 +374,10 @@ impl OAuth {
                 if outcome == LoginPhase::Done {
                     s.logged_in_at = Some(Instant::now());
                     s.challenge = None;
+                    // Every authorization counts against the step-up budget until a call
+                    // succeeds: a server that never accepts the scope gets at most
+                    // MAX_STEP_UPS authorizations in all.
+                    s.step_ups += 1;
                 }
             });
             if outcome == LoginPhase::Done {

@@ -405,6 +405,12 @@ impl Daemon {
                 let state = proto::ServerState::try_from(s.state).unwrap_or(proto::ServerState::Unspecified);
                 match state {
                     proto::ServerState::Ready => return Ok(s),
+                    // mcpd stopped re-authorizing (a server that keeps refusing): final.
+                    proto::ServerState::NeedsAuth
+                        if s.last_error.contains("will not log in again") || s.last_error.contains("step-up") =>
+                    {
+                        bail!("server {SERVER} stays in needs-auth: {}", s.last_error)
+                    }
                     proto::ServerState::Backoff | proto::ServerState::CircuitOpen => {
                         bail!("server {SERVER} failed to connect ({state:?}): {}", s.last_error)
                     }

@@ -48,6 +48,7 @@ fn shipped_example_configs_are_valid() {
             .env("MCPD_PEERS", peers_dir())
             .env("REMOTE_MCP_TOKEN", "t")
             .env("GITHUB_TOKEN", "t")
+            .env("REPORTS_CLIENT_SECRET", "t")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&out.stderr));

@@ -124,6 +124,11 @@ async fn login_call_refresh_and_restart_against_a_real_authorization_server() {
     let mut c = d.client().await;
     let r = c.call_tool("notes.echo", r#"{"text":"after restart"}"#, None).await.expect("call after restart");
     assert_eq!(first_text(&r), "after restart");
+    // And once that token expires, the refresh uses the rotated refresh token the store
+    // kept (oidc-provider revokes the whole grant if an already-rotated one comes back).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let r = c.call_tool("notes.echo", r#"{"text":"refreshed again"}"#, None).await.expect("refresh after restart");
+    assert_eq!(first_text(&r), "refreshed again");
 
     // Logout forgets them: the server is back to needs-auth.
     let out = cli(&d, &["auth", "logout", "notes"]);
