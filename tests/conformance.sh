@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite's CLIENT scenarios (all of spec 2025-11-25: core and auth,
-# plus the client-credentials extension)
+# the client-credentials extension and the draft auth scenarios of 2026-07-28)
 # through mcpd: target/debug/mcpd-conformance-client starts the real daemon against each
 # scenario's mock server and does the scenario's work through the gRPC client.
 #
@@ -25,7 +25,10 @@ AUTH="auth/metadata-default auth/metadata-var1 auth/metadata-var2 auth/metadata-
  auth/scope-from-www-authenticate auth/scope-from-scopes-supported auth/scope-omitted-when-undefined
  auth/scope-step-up auth/scope-retry-limit auth/token-endpoint-auth-basic auth/token-endpoint-auth-post
  auth/token-endpoint-auth-none auth/pre-registration auth/client-credentials-basic"
-SCENARIOS=${CONFORMANCE_SCENARIOS:-"initialize tools_call elicitation-sep1034-client-defaults sse-retry $AUTH"}
+# The suite's `draft` auth scenarios: what became the 2026-07-28 authorization rules
+# (resource mismatch, offline_access).
+DRAFT="auth/resource-mismatch auth/offline-access-scope auth/offline-access-not-supported"
+SCENARIOS=${CONFORMANCE_SCENARIOS:-"initialize tools_call elicitation-sep1034-client-defaults sse-retry $AUTH $DRAFT"}
 
 for f in "$NODE" "$CONF"; do
     if [ ! -e "$f" ]; then
@@ -56,7 +59,9 @@ for s in $SCENARIOS; do
     dir="$OUT/$s"
     mkdir -p "$dir"
     start=$(date +%s)
-    "$NODE" "$CONF" client --scenario "$s" --spec-version 2025-11-25 --timeout 60000 \
+    version=2025-11-25
+    case " $DRAFT " in *" $s "*) version=draft ;; esac
+    "$NODE" "$CONF" client --scenario "$s" --spec-version "$version" --timeout 60000 \
         --command "$CLIENT" -o "$dir" >"$dir/harness.log" 2>&1
     rc=$?
     secs=$(( $(date +%s) - start ))

@@ -217,6 +217,18 @@ enum AuthCommand {
     },
     /// Forget SERVER's tokens and client registration.
     Logout { server: String },
+    /// Print the client ID metadata document to host at URL (the `client_metadata_url`
+    /// of a server's [oauth]); needs no daemon.
+    ClientMetadata {
+        /// Where the document will be served (https, with a path): it is also the client ID.
+        url: String,
+        /// `client_name` shown on consent screens.
+        #[arg(long, default_value = "mcpd")]
+        name: String,
+        /// The `redirect_port` configured, if any (loopback redirects may use any port otherwise).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +270,18 @@ pub(crate) fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Check { files } } => config_check(&files),
         Command::Config { command: ConfigCommand::Import { file, format, output, force } } => {
             config_import(&file, format, output.as_deref(), force)
+        }
+        Command::Auth { command: AuthCommand::ClientMetadata { url, name, port } } => {
+            match mcpd::oauth::client_metadata_document(&url, &name, port) {
+                Ok(doc) => {
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mcpd: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -759,6 +783,8 @@ async fn auth(client: &mut mcpd_client::Client, command: AuthCommand) -> anyhow:
                 print!("{}", render::auth_table(&servers));
             }
         }
+        // Answered in `main`, without a daemon.
+        AuthCommand::ClientMetadata { .. } => {}
         AuthCommand::Logout { server } => {
             if client.auth_logout(&server).await? {
                 println!("logged out of {}", render::safe(&server));

@@ -112,3 +112,36 @@ async fn read_target(stream: &mut TcpStream) -> std::io::Result<Option<String>> 
         _ => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn send(port: u16, request: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn takes_the_first_callback_and_ignores_other_paths() {
+        let l = bind(0).await.expect("bind");
+        assert!(l.redirect_uri.starts_with("http://127.0.0.1:") && l.redirect_uri.ends_with("/callback"));
+        let port: u16 = l.redirect_uri.trim_end_matches("/callback").rsplit(':').next().unwrap().parse().unwrap();
+        let browser = tokio::spawn(async move {
+            let favicon = send(port, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            let cb = send(port, "GET /callback?code=c%2F1&state=s&iss=https%3A%2F%2Fas&x=y HTTP/1.1\r\n\r\n").await;
+            (favicon, cb)
+        });
+        let (p, reply) = l.next().await.expect("callback");
+        assert_eq!(p.code.as_deref(), Some("c/1"));
+        assert_eq!((p.state.as_deref(), p.iss.as_deref(), p.error.as_deref()), (Some("s"), Some("https://as"), None));
+        reply.send(200, "<ok> & done").await;
+        let (favicon, cb) = browser.await.unwrap();
+        assert!(favicon.starts_with("HTTP/1.1 404"), "{favicon}");
+        assert!(cb.starts_with("HTTP/1.1 200") && cb.contains("&lt;ok&gt; &amp; done"), "{cb}");
+        assert!(cb.contains("Cache-Control: no-store"), "{cb}");
+    }
+}

@@ -449,6 +449,30 @@ fn manager_store(hub: &OAuth, upstream: &Upstream) -> Box<dyn CredentialStore> {
     }
 }
 
+/// The client ID metadata document (draft-ietf-oauth-client-id-metadata-document) to host at
+/// `url` for `client_metadata_url`: mcpd as a native public client with a loopback redirect.
+pub fn client_metadata_document(url: &str, name: &str, port: u16) -> Result<serde_json::Value, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if parsed.scheme() != "https" || parsed.path() == "/" || parsed.fragment().is_some() {
+        return Err(format!("{url:?}: a client ID must be an https URL with a path and no fragment"));
+    }
+    // RFC 8252 §7.3: authorization servers accept any port for a loopback redirect URI,
+    // so without a fixed port the document names the URI without one.
+    let redirect = match port {
+        0 => "http://127.0.0.1/callback".to_owned(),
+        p => format!("http://127.0.0.1:{p}/callback"),
+    };
+    Ok(serde_json::json!({
+        "client_id": url,
+        "client_name": name,
+        "redirect_uris": [redirect],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+    }))
+}
+
 /// Whether a `WWW-Authenticate` challenge is a 403 `insufficient_scope` (a step-up).
 pub fn is_insufficient_scope(challenge: &str) -> bool {
     reqwest::Url::parse("http://127.0.0.1/")
@@ -536,5 +560,60 @@ fn run_login_command(server: &str, cmd: &[String], url: &str) {
         Err(e) => {
             tracing::warn!(server = %server, program = %program, error = %e, "cannot run the OAuth login_command")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let step_up = r#"Bearer error="insufficient_scope", scope="mcp admin", resource_metadata="https://x/.well-known/oauth-protected-resource""#;
+        assert!(is_insufficient_scope(step_up));
+        assert_eq!(challenge_scope(step_up).as_deref(), Some("mcp admin"));
+        let plain = r#"Bearer resource_metadata="https://x/m""#;
+        assert!(!is_insufficient_scope(plain));
+        assert_eq!(challenge_scope(plain), None);
+        assert!(!is_insufficient_scope(""));
+    }
+
+    #[test]
+    fn client_metadata_documents() {
+        let doc = client_metadata_document("https://mcpd.example.org/c.json", "mcpd", 0).expect("valid");
+        assert_eq!(doc["client_id"], "https://mcpd.example.org/c.json");
+        assert_eq!(doc["redirect_uris"][0], "http://127.0.0.1/callback");
+        assert_eq!(doc["token_endpoint_auth_method"], "none");
+        let doc = client_metadata_document("https://mcpd.example.org/c.json", "x", 8765).expect("valid");
+        assert_eq!(doc["redirect_uris"][0], "http://127.0.0.1:8765/callback");
+        for bad in ["http://mcpd.example.org/c.json", "https://mcpd.example.org/", "https://x/c#f", "nope"] {
+            assert!(client_metadata_document(bad, "mcpd", 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn step_ups_are_bounded_and_reset_by_a_successful_call() {
+        let hub = OAuth::new(None);
+        let ch = r#"Bearer error="insufficient_scope", scope="a""#;
+        // Three completed authorizations (the first login counts) spend the budget.
+        for n in 1..=MAX_STEP_UPS {
+            assert_eq!(hub.step_up("s", ch), Some(n));
+            hub.with("s", |s| s.step_ups += 1);
+        }
+        assert_eq!(hub.step_up("s", ch), None);
+        hub.call_succeeded("s");
+        assert_eq!(hub.step_up("s", ch), Some(1));
+    }
+
+    #[test]
+    fn a_401_right_after_a_login_stops_automatic_logins() {
+        let hub = OAuth::new(None);
+        assert_eq!(hub.note_challenge("s", "Bearer"), None);
+        hub.with("s", |s| s.logged_in_at = Some(Instant::now()));
+        // A 403 for more scope is a step-up, not a rejection.
+        assert_eq!(hub.note_challenge("s", r#"Bearer error="insufficient_scope", scope="b""#), None);
+        let why = hub.note_challenge("s", "Bearer").expect("refused");
+        assert!(why.contains("rejected the token"), "{why}");
+        assert!(!hub.auto_login_allowed("s"));
     }
 }

@@ -405,9 +405,11 @@ impl Daemon {
                 let state = proto::ServerState::try_from(s.state).unwrap_or(proto::ServerState::Unspecified);
                 match state {
                     proto::ServerState::Ready => return Ok(s),
-                    // mcpd stopped re-authorizing (a server that keeps refusing): final.
+                    // mcpd refused or stopped re-authorizing (a hostile or always-refusing server): final.
                     proto::ServerState::NeedsAuth
-                        if s.last_error.contains("will not log in again") || s.last_error.contains("step-up") =>
+                        if s.last_error.contains("will not log in again")
+                            || s.last_error.contains("step-up")
+                            || s.last_error.contains("automatic OAuth login failed") =>
                     {
                         bail!("server {SERVER} stays in needs-auth: {}", s.last_error)
                     }
