@@ -55,11 +55,7 @@ pub fn connect_authorized(
     max_message_bytes: usize,
     auth: rmcp::transport::AuthClient<reqwest::Client>,
 ) -> Result<AnyTransport, HttpSetupError> {
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-        .custom_headers(headers(header_pairs)?)
-        .max_sse_event_size(max_message_bytes)
-        .max_json_response_size(max_message_bytes)
-        .reinit_on_expired_session(true);
+    let config = transport_config(url, header_pairs, max_message_bytes)?;
     Ok(AnyTransport::HttpAuth(StreamableHttpClientTransport::with_client(auth, config)))
 }
 
@@ -69,10 +65,20 @@ pub fn connect(
     max_message_bytes: usize,
     connect_timeout: Duration,
 ) -> Result<AnyTransport, HttpSetupError> {
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+    let config = transport_config(url, header_pairs, max_message_bytes)?;
+    Ok(AnyTransport::Http(StreamableHttpClientTransport::with_client(client(connect_timeout)?, config)))
+}
+
+/// The transport settings every Streamable HTTP session shares: configured headers, mcpd's
+/// message limits, and a new session when the server forgets ours.
+fn transport_config(
+    url: &str,
+    header_pairs: &[(String, String)],
+    max_message_bytes: usize,
+) -> Result<StreamableHttpClientTransportConfig, HttpSetupError> {
+    Ok(StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .custom_headers(headers(header_pairs)?)
         .max_sse_event_size(max_message_bytes)
         .max_json_response_size(max_message_bytes)
-        .reinit_on_expired_session(true);
-    Ok(AnyTransport::Http(StreamableHttpClientTransport::with_client(client(connect_timeout)?, config)))
+        .reinit_on_expired_session(true))
 }
