@@ -15,7 +15,7 @@ fn fake_env(name: &str) -> Option<String> {
     match name {
         "GITHUB_TOKEN" => Some(SECRET.to_owned()),
         "MCPD_PEERS" => Some("/opt/peers".to_owned()),
-        "REMOTE_MCP_TOKEN" => Some(SECRET.to_owned()),
+        "REMOTE_MCP_TOKEN" | "REPORTS_CLIENT_SECRET" => Some(SECRET.to_owned()),
         "HOST" => Some("example.com".to_owned()),
         "NEWLINE" => Some(format!("{SECRET}\nInjected: yes")),
         _ => None,
