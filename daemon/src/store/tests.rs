@@ -3,6 +3,21 @@ use std::sync::{Arc, atomic::AtomicUsize};
 
 use super::*;
 
+/// Opens the store again in this process: sled's flusher thread may hold the previous
+/// handle's file lock for a moment after the last `Store` is dropped.
+fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(s) => return s,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopening the store: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn roundtrip_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -17,7 +32,7 @@ async fn roundtrip_and_reopen() {
         store.save_tools("srv", &rec).await.unwrap();
         store.save_era("stdio:echo", "2026-07-28").await.unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     let rec = store.load_tools("srv").await.unwrap().unwrap();
     assert_eq!(rec.tools.len(), 1);
     assert_eq!(store.load_era("stdio:echo").await.unwrap().as_deref(), Some("2026-07-28"));
@@ -30,7 +45,7 @@ fn partial_snapshot_is_removed_before_open() {
     drop(Store::open(dir.path()).unwrap());
     let junk = dir.path().join("db").join("snap.0000000000000042.generating");
     std::fs::write(&junk, b"torn").unwrap();
-    Store::open(dir.path()).unwrap();
+    reopen(dir.path());
     assert!(!junk.exists());
 }
 
@@ -66,7 +81,7 @@ async fn pins_survive_reopen_and_audit_is_bounded_newest_first() {
         audit.close(std::time::Duration::from_secs(30)).await;
         store.flush().await.unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     let pins = store.load_all_pins().unwrap();
     assert_eq!(pins.len(), 2);
     assert_eq!(pins[0].1.fingerprint, "sha256:1");
