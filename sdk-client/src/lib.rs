@@ -399,10 +399,10 @@ impl Client {
         Ok(self.inner.auth_status(req).await?.into_inner().servers)
     }
 
-    /// Forgets a server's OAuth tokens; returns whether there were any.
-    pub async fn auth_logout(&mut self, server: &str) -> Result<bool, ClientError> {
+    /// Revokes (when the authorization server allows) and forgets a server's OAuth tokens.
+    pub async fn auth_logout(&mut self, server: &str) -> Result<proto::AuthLogoutResponse, ClientError> {
         let req = self.request(proto::AuthLogoutRequest { server: server.to_owned() });
-        Ok(self.inner.auth_logout(req).await?.into_inner().removed)
+        Ok(self.inner.auth_logout(req).await?.into_inner())
     }
 
     /// The raw generated client, for RPCs this wrapper does not cover yet.

@@ -809,8 +809,8 @@ impl Mcpd for Api {
         req: Request<pb::AuthLogoutRequest>,
     ) -> Result<Response<pb::AuthLogoutResponse>, Status> {
         let upstream = self.oauth_upstream(&req.into_inner().server)?;
-        let removed = self.daemon.oauth.logout(&upstream).await.map_err(oauth_status)?;
-        Ok(Response::new(pb::AuthLogoutResponse { removed }))
+        let (removed, revocation) = self.daemon.oauth.logout(&upstream).await.map_err(oauth_status)?;
+        Ok(Response::new(pb::AuthLogoutResponse { removed, revocation }))
     }
 
     type RunPipelineStream = EventStream<pb::PipelineEvent>;

@@ -347,7 +347,15 @@ fn init_tracing(format: LogFormat, level: &str) {
     // rmcp logs every handshake at info with the server's whole instructions text; keep
     // it at warn unless the operator asks for it by name.
     let directives = if level.contains("rmcp") { level.to_owned() } else { format!("{level},rmcp=warn") };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
+    let chosen = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or(directives);
+    let mut filter = EnvFilter::new(&chosen);
+    // rmcp's OAuth code logs authorization codes at debug: never below info unless that
+    // target is asked for by name (`rmcp=debug` alone does not reach it).
+    if !chosen.contains("rmcp::transport::auth")
+        && let Ok(cap) = "rmcp::transport::auth=info".parse()
+    {
+        filter = filter.add_directive(cap);
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // Under systemd the journal adds its own timestamps.
@@ -786,8 +794,9 @@ async fn auth(client: &mut mcpd_client::Client, command: AuthCommand) -> anyhow:
         // Answered in `main`, without a daemon.
         AuthCommand::ClientMetadata { .. } => {}
         AuthCommand::Logout { server } => {
-            if client.auth_logout(&server).await? {
-                println!("logged out of {}", render::safe(&server));
+            let r = client.auth_logout(&server).await?;
+            if r.removed {
+                println!("logged out of {} ({})", render::safe(&server), render::safe(&r.revocation));
             } else {
                 println!("{} had no stored credentials", render::safe(&server));
             }

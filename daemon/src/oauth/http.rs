@@ -76,6 +76,47 @@ impl GuardedHttp {
     }
 }
 
+impl GuardedHttp {
+    /// POSTs a form without following redirects (token revocation, RFC 7009), with HTTP
+    /// Basic client authentication when `basic` is given. Returns the status.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<(http::StatusCode, String), String> {
+        let url = self.policy.check_url(url).map_err(|e| e.to_string())?;
+        // application/x-www-form-urlencoded, encoded by the URL parser's form serializer.
+        let mut encoder = reqwest::Url::parse("http://form.invalid/").map_err(|e| e.to_string())?;
+        encoder.query_pairs_mut().extend_pairs(form);
+        let body = encoder.query().unwrap_or_default().to_owned();
+        let mut req = self
+            .stop
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .timeout(REQUEST_TIMEOUT);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req.send().await.map_err(|e| match ssrf_cause(&e) {
+            Some(ssrf) => ssrf,
+            None => e.without_url().to_string(),
+        })?;
+        let status = resp.status();
+        // An OAuth error body is small JSON; read a bounded amount for the `error` code.
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > 4096 {
+                break;
+            }
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
 fn ssrf_cause(e: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {

@@ -398,17 +398,71 @@ impl OAuth {
         })
     }
 
-    /// Forgets a server's tokens and client registration.
-    pub async fn logout(&self, upstream: &Upstream) -> Result<bool, OAuthError> {
+    /// Forgets a server's tokens and client registration, first revoking them at the
+    /// authorization server when it offers revocation (RFC 7009). Returns whether there were
+    /// credentials, and what became of the revocation.
+    pub async fn logout(&self, upstream: &Upstream) -> Result<(bool, String), OAuthError> {
         let creds = manager_store(self, upstream);
-        let had = creds.load().await.map_err(flow)?.is_some();
+        let stored = creds.load().await.map_err(flow)?;
+        let revocation = match &stored {
+            Some(c) if c.token_response.is_some() => self.revoke(upstream, c).await,
+            _ => "no tokens to revoke".to_owned(),
+        };
         creds.clear().await.map_err(flow)?;
         self.with(&upstream.name, |s| {
             s.logged_in_at = None;
             s.step_ups = 0;
         });
         upstream.auth_changed.notify_one();
-        Ok(had)
+        Ok((stored.is_some(), revocation))
+    }
+
+    /// Best effort: the local copy is forgotten whatever happens here.
+    async fn revoke(&self, upstream: &Upstream, stored: &rmcp::transport::auth::StoredCredentials) -> String {
+        let Some((url, cfg)) = oauth_of(upstream) else { return "not an OAuth server".to_owned() };
+        let result = async {
+            let (manager, http) = self.manager(upstream, url, cfg).await?;
+            let metadata = manager.resolve_metadata().await.map_err(|e| guarded(e, &http))?.metadata;
+            let Some(endpoint) = metadata.additional_fields.get("revocation_endpoint").and_then(|v| v.as_str()) else {
+                return Ok("the authorization server offers no revocation endpoint".to_owned());
+            };
+            let tokens = serde_json::to_value(&stored.token_response).unwrap_or_default();
+            // A pre-registered confidential client authenticates; a public one names itself.
+            let secret = cfg.client_secret.as_ref().filter(|_| cfg.client_id.as_deref() == Some(&stored.client_id));
+            let basic = secret.map(|s| (stored.client_id.as_str(), s.expose()));
+            let mut done = Vec::new();
+            for hint in ["refresh_token", "access_token"] {
+                let Some(token) = tokens.get(hint).and_then(|t| t.as_str()) else { continue };
+                let mut form = vec![("token", token), ("token_type_hint", hint)];
+                if basic.is_none() {
+                    form.push(("client_id", stored.client_id.as_str()));
+                }
+                let (status, body) = http.post_form(endpoint, &form, basic).await.map_err(OAuthError::Flow)?;
+                let error = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|b| b.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+                let what = hint.replace('_', " ");
+                match (status.is_success(), error.as_deref()) {
+                    (true, _) => done.push(format!("{what} revoked")),
+                    // RFC 7009 §2.2.1: e.g. self-contained (JWT) access tokens; they expire.
+                    (false, Some("unsupported_token_type")) => done.push(format!("{what} not revocable (it expires)")),
+                    (false, e) => {
+                        return Err(OAuthError::Flow(format!(
+                            "the revocation endpoint answered {status}{}",
+                            e.map(|e| format!(" ({e})")).unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            Ok(format!("at the authorization server: {}", done.join(", ")))
+        };
+        match result.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(server = %upstream.name, error = %e, "OAuth token revocation failed");
+                format!("not revoked at the authorization server: {e}")
+            }
+        }
     }
 
     pub async fn info(&self, upstream: &Upstream) -> AuthInfo {
