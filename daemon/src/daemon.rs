@@ -158,6 +158,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
 
     let report = daemon.supervisor.apply(&config).await;
+    daemon.oauth.prune(&daemon.supervisor.upstreams()).await;
     publish_pipelines(&daemon.registry, &config).await;
     tracing::info!(servers = report.added.len(), socket = %opts.socket.display(), "mcpd serving");
 
@@ -280,6 +281,7 @@ impl Daemon {
         let outcome = match loaded {
             Ok(Ok(next)) => {
                 let report = self.supervisor.apply(&next).await;
+                self.oauth.prune(&self.supervisor.upstreams()).await;
                 self.max_result_bytes.store(next.daemon.max_result_bytes, std::sync::atomic::Ordering::Relaxed);
                 self.resource_ttl_ms
                     .store(next.daemon.resource_ttl.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);

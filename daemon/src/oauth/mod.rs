@@ -465,6 +465,29 @@ impl OAuth {
         }
     }
 
+    /// Deletes stored credentials no configured server can use any more (its URL changed or
+    /// it was removed): a token is bound to one name and URL, and nothing else may load it.
+    pub async fn prune(&self, upstreams: &[Arc<Upstream>]) {
+        let Some(store) = &self.store else { return };
+        let keep: std::collections::HashSet<&str> = upstreams.iter().map(|u| u.identity.as_str()).collect();
+        let stored = match store.oauth_identities().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list stored OAuth credentials");
+                return;
+            }
+        };
+        for id in stored.into_iter().filter(|id| !keep.contains(id.as_str())) {
+            match store.oauth_credentials(&id).clear().await {
+                Ok(()) => tracing::info!(
+                    server = %id.split('|').next().unwrap_or_default(),
+                    "deleted OAuth credentials of a server whose name or URL is no longer configured"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot delete stale OAuth credentials"),
+            }
+        }
+    }
+
     pub async fn info(&self, upstream: &Upstream) -> AuthInfo {
         let grant = match oauth_of(upstream).map(|(_, c)| c.grant) {
             Some(OAuthGrant::AuthorizationCode) => "authorization_code",

@@ -334,3 +334,29 @@ async fn get_json(url: &str) -> serde_json::Value {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_a_server_whose_url_changed_are_deleted_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, url, _) = hostile("ok", None, dir.path());
+    let d = TestDaemon::start(&oauth_server("s", &url, "allow = [\"127.0.0.1\"]"));
+    d.wait_state("s", proto::ServerState::NeedsAuth, Duration::from_secs(30)).await;
+    let out = cli(&d, &["auth", "login", "s", "--browser", &format!("{} --follow", follower())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    d.wait_state("s", proto::ServerState::Ready, Duration::from_secs(30)).await;
+    assert!(auth_status(&d, "s").await.logged_in);
+
+    // Another URL is another server: its tokens are not the old ones, and the old ones go.
+    let original = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, original.replace(&url, &format!("{url}?tenant=2"))).unwrap();
+    let mut c = d.client().await;
+    c.reload().await.expect("reload");
+    d.wait_state("s", proto::ServerState::NeedsAuth, Duration::from_secs(30)).await;
+    assert!(!auth_status(&d, "s").await.logged_in);
+    // Back to the first URL: still logged out, the credentials were deleted.
+    std::fs::write(&d.config, original).unwrap();
+    c.reload().await.expect("reload");
+    d.wait_state("s", proto::ServerState::NeedsAuth, Duration::from_secs(30)).await;
+    assert!(!auth_status(&d, "s").await.logged_in);
+    assert!(d.log_text().contains("deleted OAuth credentials"), "{}", d.log_text());
+}
