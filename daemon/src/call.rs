@@ -414,6 +414,12 @@ async fn refused_or_lost(
     deadline: tokio::time::Instant,
 ) -> CallError {
     let server = upstream.name.as_str();
+    let auth_code =
+        upstream.config.oauth.as_ref().is_some_and(|o| o.grant == crate::config::OAuthGrant::AuthorizationCode);
+    if auth_code && crate::oauth::is_invalid_client(&e) {
+        let why = env.oauth.registration_rejected(upstream).await;
+        return CallError::Unauthorized { server: server.to_owned(), why };
+    }
     let Some(challenge) = e.auth_challenge().map(str::to_owned) else { return lost(server, e) };
     let unauthorized = |why: String| CallError::Unauthorized { server: server.to_owned(), why };
     let Some(oauth) =

@@ -248,6 +248,9 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
                 // Retrying cannot help until someone authorizes: say so once and wait for
                 // a login, a config change (which restarts this task) or shutdown.
                 let mut why = needs_auth_message(&upstream, &challenge);
+                if let Some(reason) = ctx.oauth.take_reason(&upstream.name) {
+                    why = reason;
+                }
                 let refused = ctx.oauth.note_challenge(&upstream.name, &challenge);
                 if let Some(r) = &refused {
                     why = format!("{r}; run `mcpd auth login {}` to try again", upstream.name);
@@ -495,6 +498,14 @@ async fn connect_with(
                 c.shutdown().await;
             }
             return Err(ConnectError::NeedsAuth(e.auth_challenge().unwrap_or_default().to_owned()));
+        }
+        Ok(Err(e))
+            if cfg.oauth.as_ref().is_some_and(|o| o.grant == OAuthGrant::AuthorizationCode)
+                && crate::oauth::is_invalid_client(&e) =>
+        {
+            // A refresh at reconnect found the client registration gone.
+            ctx.oauth.registration_rejected(upstream).await;
+            return Err(ConnectError::NeedsAuth(String::new()));
         }
         Ok(Err(e)) => {
             let reason = fault_or(&fault, e.to_string());

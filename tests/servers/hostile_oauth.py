@@ -18,6 +18,7 @@ MODE:
 test can aim a hostile URL at the extra listener without knowing its port in advance.
 --hits FILE gets one JSON line per request: {"method","path","query_keys","listener"} (no values).
 GET /stats -> {"tokens_issued","mcp_requests","authorized_mcp_requests",...} in every mode.
+POST /forget -> the AS forgets every client registration and access token (invalid_client).
 """
 import argparse
 import base64
@@ -154,6 +155,13 @@ class Handler(Base):
         if path == "/stats":
             with S.lock:
                 return self.send(200, dict(S.stats))
+        if path == "/forget" and self.command == "POST":
+            # The AS loses every registration and access token: the next MCP request is a
+            # 401, and refreshing with the old client is `invalid_client`.
+            with S.lock:
+                S.clients.clear()
+                S.access.clear()
+            return self.send(200, {"forgotten": True})
         if path in ("/mcp", "/mcp/"):
             return self.mcp()
         if path in (PRM_PATH, PRM_PATH + "/mcp"):

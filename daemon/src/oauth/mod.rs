@@ -131,6 +131,8 @@ struct PerServer {
     logged_in_at: Option<Instant>,
     /// Set when the server rejected fresh tokens; automatic logins stop until a manual one.
     no_auto_login: bool,
+    /// Why credentials were dropped (shown with the next `needs-auth`).
+    reason: Option<String>,
 }
 
 pub struct OAuth {
@@ -391,6 +393,38 @@ impl OAuth {
         Ok(Login { url: auth_url, phase: rx })
     }
 
+    /// The authorization server no longer knows mcpd's client (`invalid_client` while
+    /// refreshing): the tokens are useless with it, so they and the registration go, the
+    /// session reconnects into `needs-auth`, and the next login (or the hook) registers
+    /// again. rmcp reports this as a transient refresh failure, which would otherwise be
+    /// retried for ever. Returns what to tell the caller.
+    pub async fn registration_rejected(&self, upstream: &Upstream) -> String {
+        let name = &upstream.name;
+        let why = match oauth_of(upstream).map(|(_, c)| c.client_id.is_some()) {
+            Some(true) => format!(
+                "the authorization server rejected the configured client (invalid_client): check client_id and client_secret of [servers.{name}.oauth], then run `mcpd auth login {name}`"
+            ),
+            _ => format!(
+                "the authorization server no longer knows mcpd's client registration (invalid_client); mcpd dropped it and registers again at the next login (`mcpd auth login {name}`)"
+            ),
+        };
+        if let Err(e) = manager_store(self, upstream).clear().await {
+            tracing::warn!(server = %name, error = %e, "cannot delete rejected OAuth credentials");
+        }
+        tracing::warn!(server = %name, "{why}");
+        self.with(name, |s| {
+            s.reason = Some(why.clone());
+            s.logged_in_at = None;
+        });
+        upstream.auth_changed.notify_one();
+        why
+    }
+
+    /// The reason a server's credentials were dropped, once.
+    pub fn take_reason(&self, server: &str) -> Option<String> {
+        self.with(server, |s| s.reason.take())
+    }
+
     /// Whether an automatic login (the `login_command` hook) may start now.
     pub fn auto_login_allowed(&self, server: &str) -> bool {
         self.with(server, |s| {
@@ -548,6 +582,11 @@ pub fn client_metadata_document(url: &str, name: &str, port: u16) -> Result<serd
         "token_endpoint_auth_method": "none",
         "application_type": "native",
     }))
+}
+
+/// Whether an error (with its causes) is the authorization server's `invalid_client`.
+pub fn is_invalid_client(e: &(dyn std::error::Error + 'static)) -> bool {
+    chain(e).contains("invalid_client")
 }
 
 /// Whether a `WWW-Authenticate` challenge is a 403 `insufficient_scope` (a step-up).

@@ -360,3 +360,46 @@ async fn tokens_of_a_server_whose_url_changed_are_deleted_not_kept() {
     assert!(!auth_status(&d, "s").await.logged_in);
     assert!(d.log_text().contains("deleted OAuth credentials"), "{}", d.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_client_registration_is_replaced_by_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, url, _) = hostile("ok", None, dir.path());
+    let hook = format!("allow = [\"127.0.0.1\"]\nlogin_command = [{}, \"--follow\"]", q(follower()));
+    let d = TestDaemon::start(&oauth_server("s", &url, &hook));
+    d.wait_state("s", proto::ServerState::Ready, Duration::from_secs(30)).await;
+    let mut c = d.client().await;
+    assert_eq!(first_text(&c.call_tool("s.ping", "{}", None).await.expect("ping")), "pong");
+
+    // The authorization server forgets mcpd's client: the access token is refused and the
+    // refresh answers `invalid_client`. mcpd drops the dead registration and registers anew
+    // (through the login hook) instead of retrying the refresh forever.
+    let _ = raw_post(&format!("http://127.0.0.1:{}/forget", p.port)).await;
+    let first = c.call_tool("s.ping", "{}", None).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = c.call_tool("s.ping", "{}", None).await {
+            assert_eq!(first_text(&r), "pong");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no recovery (first call: {first:?})\n{}", d.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats = get_json(&format!("http://127.0.0.1:{}/stats", p.port)).await;
+    assert_eq!(stats["clients_registered"], 2, "{stats}");
+    assert!(d.log_text().contains("invalid_client"), "the reason is not reported");
+}
+
+async fn raw_post(url: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut sock = tokio::net::TcpStream::connect(host).await?;
+    let req = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut buf))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
