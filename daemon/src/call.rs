@@ -165,19 +165,36 @@ pub async fn call_tool(
     }
     let started = tokio::time::Instant::now();
     let Authorized { upstream, entry, arguments } = authorize(env, &req)?;
-    match call_authorized(env, &req, &upstream, &entry, arguments.clone(), started, progress.clone()).await {
-        Err(CallError::Unauthorized { server, why }) if why == STEP_UP_DONE => {
-            // Re-authorized for the scope the server asked for: the call was never run, so
-            // it is safe to send again (once per step-up; the step-up budget bounds it).
-            let _ = server;
-            Box::pin(call_authorized(env, &req, &upstream, &entry, arguments, started, progress)).await
-        }
-        other => other,
+    let attempt = |arguments, progress| call_authorized(env, &req, &upstream, &entry, arguments, started, progress);
+    match attempt(arguments.clone(), progress.clone()).await {
+        Ok(o) => Ok(o),
+        Err(Failed::Call(e)) => Err(e),
+        // Re-authorized for the scope the server asked for: the call was never run, so it is
+        // safe to send again, once.
+        Err(Failed::SteppedUp) => match Box::pin(attempt(arguments, progress)).await {
+            Ok(o) => Ok(o),
+            Err(Failed::Call(e)) => Err(e),
+            Err(Failed::SteppedUp) => Err(CallError::Unauthorized {
+                server: upstream.name.clone(),
+                why: "the server asked for more scope again after a step-up login; mcpd authorized it, call again"
+                    .to_owned(),
+            }),
+        },
     }
 }
 
-/// Marks a call refused for its scope after a step-up login completed; the caller retries.
-const STEP_UP_DONE: &str = "\0step-up-done";
+/// How one attempt at a call ended without a result.
+enum Failed {
+    Call(CallError),
+    /// Refused for its scope (403), and a step-up login for it completed: worth one retry.
+    SteppedUp,
+}
+
+impl From<CallError> for Failed {
+    fn from(e: CallError) -> Self {
+        Failed::Call(e)
+    }
+}
 
 async fn call_authorized(
     env: &CallEnv<'_>,
@@ -187,7 +204,7 @@ async fn call_authorized(
     arguments: serde_json::Map<String, serde_json::Value>,
     started: tokio::time::Instant,
     progress: Option<mpsc::Sender<ProgressNotificationParam>>,
-) -> Result<CallOutcome, CallError> {
+) -> Result<CallOutcome, Failed> {
     let qualified = req.name;
     let server = upstream.name.as_str();
     let unavailable = || unavailable(server, upstream);
@@ -227,13 +244,13 @@ async fn call_authorized(
             Ok(ServerResult::InputRequiredResult(ir)) => {
                 rounds += 1;
                 if rounds > crate::requests::MAX_MRTR_ROUNDS {
-                    return Err(CallError::Protocol {
+                    return Err(Failed::Call(CallError::Protocol {
                         server: server.to_owned(),
                         what: format!(
                             "the server kept asking for input after {} rounds",
                             crate::requests::MAX_MRTR_ROUNDS
                         ),
-                    });
+                    }));
                 }
                 let asked = serde_json::to_value(&ir.input_requests).unwrap_or(serde_json::Value::Null);
                 let answers = tokio::time::timeout_at(deadline, env.requests.fulfil(upstream, &asked))
@@ -248,20 +265,20 @@ async fn call_authorized(
                 params.request_state = ir.request_state;
             }
             Ok(other) => {
-                return Err(CallError::Protocol {
+                return Err(Failed::Call(CallError::Protocol {
                     server: server.to_owned(),
                     what: format!("expected a tool result, got {}", result_kind(&other)),
-                });
+                }));
             }
             Err(ServiceError::Timeout { .. }) => {
-                return Err(CallError::Deadline { tool: qualified.to_owned(), timeout });
+                return Err(Failed::Call(CallError::Deadline { tool: qualified.to_owned(), timeout }));
             }
             Err(ServiceError::McpError(e)) => {
-                return Err(CallError::Upstream {
+                return Err(Failed::Call(CallError::Upstream {
                     server: server.to_owned(),
                     code: e.code.0,
                     message: e.message.to_string(),
-                });
+                }));
             }
             Err(e) => return Err(refused_or_lost(env, upstream, e, deadline).await),
         }
@@ -412,19 +429,15 @@ async fn refused_or_lost(
     upstream: &Arc<Upstream>,
     e: ServiceError,
     deadline: tokio::time::Instant,
-) -> CallError {
+) -> Failed {
     let server = upstream.name.as_str();
-    let auth_code =
-        upstream.config.oauth.as_ref().is_some_and(|o| o.grant == crate::config::OAuthGrant::AuthorizationCode);
-    if auth_code && crate::oauth::is_invalid_client(&e) {
-        let why = env.oauth.registration_rejected(upstream).await;
-        return CallError::Unauthorized { server: server.to_owned(), why };
+    let unauthorized = |why: String| Failed::Call(CallError::Unauthorized { server: server.to_owned(), why });
+    let oauth = upstream.config.oauth.as_ref().filter(|o| o.grant == crate::config::OAuthGrant::AuthorizationCode);
+    if oauth.is_some() && crate::oauth::is_invalid_client(&e) {
+        return unauthorized(env.oauth.registration_rejected(upstream).await);
     }
-    let Some(challenge) = e.auth_challenge().map(str::to_owned) else { return lost(server, e) };
-    let unauthorized = |why: String| CallError::Unauthorized { server: server.to_owned(), why };
-    let Some(oauth) =
-        upstream.config.oauth.as_ref().filter(|o| o.grant == crate::config::OAuthGrant::AuthorizationCode)
-    else {
+    let Some(challenge) = e.auth_challenge().map(str::to_owned) else { return lost(server, e).into() };
+    let Some(oauth) = oauth else {
         return unauthorized(format!(
             "HTTP 401/403 ({challenge}); configure [servers.{server}.oauth] or its credentials"
         ));
@@ -472,7 +485,7 @@ async fn refused_or_lost(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    unauthorized(STEP_UP_DONE.to_owned())
+    Failed::SteppedUp
 }
 
 fn lost(server: &str, e: ServiceError) -> CallError {

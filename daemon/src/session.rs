@@ -192,22 +192,21 @@ pub enum ConnectError {
 /// URL when the challenge names them, what to do, never a token.
 fn needs_auth_message(upstream: &Upstream, challenge: &str) -> String {
     let server = &upstream.name;
-    let param = |name: &str| {
-        challenge.split(',').find_map(|part| {
-            let (k, v) = part.trim().trim_start_matches("Bearer ").split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
-        })
-    };
     let mut msg = match upstream.config.oauth {
         Some(_) if challenge.is_empty() => format!("not logged in: run `mcpd auth login {server}`"),
         Some(_) => format!("the server requires authorization (HTTP 401/403): run `mcpd auth login {server}`"),
         None => format!("the server requires authorization (HTTP 401/403); mcpd has no credentials for {server:?}"),
     };
-    if let Some(scope) = param("scope") {
+    let base = match &upstream.config.transport {
+        TransportConfig::Http { url, .. } | TransportConfig::Sse { url, .. } => url.as_str(),
+        TransportConfig::Stdio { .. } => "",
+    };
+    let params = crate::oauth::challenge(challenge, base);
+    if let Some(scope) = params.scope {
         msg.push_str(&format!("; it asks for scope \"{scope}\""));
     }
-    if let Some(meta) = param("resource_metadata") {
-        msg.push_str(&format!("; resource metadata at {}", crate::config::redact_url(&meta)));
+    if let Some(meta) = params.resource_metadata_url {
+        msg.push_str(&format!("; resource metadata at {}", crate::config::redact_url(meta.as_str())));
     }
     if upstream.config.oauth.is_none() {
         msg.push_str("; add [servers.NAME.oauth] or an Authorization header from a secret to the config, then reload");

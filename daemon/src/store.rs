@@ -62,9 +62,8 @@ const AUDIT_TRIM_SLACK: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
-    /// One lock per OAuth identity, held across a token refresh and its save: refresh
-    /// tokens rotate, so two refreshes racing with the same one would lose the login.
-    oauth_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Per OAuth identity: the refresh lock and the credentials in memory.
+    oauth: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<OAuthSlot>>>>,
 }
 
 // === impl Store ===
@@ -93,7 +92,7 @@ impl Store {
                 db.flush()?;
             }
         }
-        Ok(Self { db, oauth_locks: Arc::default() })
+        Ok(Self { db, oauth: Arc::default() })
     }
 
     /// Stores `value` under `key` in `tree` and flushes before returning, so an acknowledged write survives a crash.
@@ -138,11 +137,11 @@ impl Store {
 
     /// rmcp's credential store for one server identity, backed by this store.
     pub fn oauth_credentials(&self, identity: &str) -> OAuthCredentials {
-        let lock = {
-            let mut locks = self.oauth_locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(identity.to_owned()).or_default().clone()
+        let slot = {
+            let mut slots = self.oauth.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(identity.to_owned()).or_default().clone()
         };
-        OAuthCredentials { store: self.clone(), key: identity.to_owned(), lock }
+        OAuthCredentials { store: self.clone(), key: identity.to_owned(), slot }
     }
 
     /// Every identity with stored OAuth credentials, for `mcpd auth status`.
@@ -426,11 +425,23 @@ mod tests;
 
 /// OAuth credentials of one server identity. Every save is flushed before it returns, so a
 /// rotated refresh token is on disk before the new access token is used (a crash then
-/// cannot leave only the old, now invalid, refresh token).
+/// cannot leave only the old, now invalid, refresh token). rmcp loads them before every
+/// request, so they are also kept in memory: one disk read per identity, not per request.
 pub struct OAuthCredentials {
     store: Store,
     key: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    slot: Arc<OAuthSlot>,
+}
+
+/// Shared by every `OAuthCredentials` of one identity (a session's and a login's).
+#[derive(Debug, Default)]
+struct OAuthSlot {
+    /// Held across a token refresh and its save: refresh tokens rotate, so two refreshes
+    /// racing with the same one would lose the login.
+    refresh: Arc<tokio::sync::Mutex<()>>,
+    /// `None` until read from disk; held across each disk read or write so the memory copy
+    /// never goes stale.
+    cached: tokio::sync::Mutex<Option<Option<rmcp::transport::auth::StoredCredentials>>>,
 }
 
 fn credential_error(e: StoreError) -> rmcp::transport::auth::AuthError {
@@ -440,24 +451,36 @@ fn credential_error(e: StoreError) -> rmcp::transport::auth::AuthError {
 #[async_trait::async_trait]
 impl rmcp::transport::auth::CredentialStore for OAuthCredentials {
     async fn load(&self) -> Result<Option<rmcp::transport::auth::StoredCredentials>, rmcp::transport::auth::AuthError> {
-        self.store.get(OAUTH, &self.key).await.map_err(credential_error)
+        let mut cached = self.slot.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            return Ok(c.clone());
+        }
+        let loaded = self.store.get(OAUTH, &self.key).await.map_err(credential_error)?;
+        *cached = Some(loaded.clone());
+        Ok(loaded)
     }
 
     async fn save(
         &self,
         credentials: rmcp::transport::auth::StoredCredentials,
     ) -> Result<(), rmcp::transport::auth::AuthError> {
-        self.store.put(OAUTH, &self.key, &credentials).await.map_err(credential_error)
+        let mut cached = self.slot.cached.lock().await;
+        self.store.put(OAUTH, &self.key, &credentials).await.map_err(credential_error)?;
+        *cached = Some(Some(credentials));
+        Ok(())
     }
 
     async fn clear(&self) -> Result<(), rmcp::transport::auth::AuthError> {
-        self.store.remove(OAUTH, &self.key).await.map_err(credential_error)
+        let mut cached = self.slot.cached.lock().await;
+        self.store.remove(OAUTH, &self.key).await.map_err(credential_error)?;
+        *cached = Some(None);
+        Ok(())
     }
 
     async fn acquire_refresh_guard(
         &self,
     ) -> Result<Option<rmcp::transport::auth::CredentialRefreshGuard>, rmcp::transport::auth::AuthError> {
-        let guard = self.lock.clone().lock_owned().await;
+        let guard = self.slot.refresh.clone().lock_owned().await;
         Ok(Some(rmcp::transport::auth::CredentialRefreshGuard::new(guard)))
     }
 }

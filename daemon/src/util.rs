@@ -1,9 +1,25 @@
-//! Small helpers shared by several modules: wall-clock time, wildcard globs, bounded byte rings.
+//! Small helpers shared by several modules: wall-clock time, wildcard globs, error chains, bounded byte rings.
 use std::collections::VecDeque;
 
 /// Milliseconds since the Unix epoch (wall clock, for display only).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// An error with its causes, `: `-separated (a cause its parent already quotes is skipped):
+/// many libraries' own messages ("error sending request") say little without them.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Matches `name` against a glob with `*` (any run) and `?` (one character).

@@ -485,12 +485,12 @@ const CASES: &[(&str, &[&str])] = &[
     ("[servers.fs]\ncommand = \"a\"\ncommand = \"b\"\n", &["3:1: invalid toml: duplicate key"]),
 ];
 
-#[test]
-fn problem_cases() {
+/// Loads each source and compares its problems with the expected ones; reports every mismatch.
+fn assert_problem_cases(cases: impl IntoIterator<Item = (String, &'static [&'static str])>) {
     let mut failures = Vec::new();
-    for (src, expected) in CASES {
-        let got = problems(src);
-        if got != *expected {
+    for (src, expected) in cases {
+        let got = problems(&src);
+        if got != expected {
             failures.push(format!(
                 "--- source:\n{src}--- expected:\n{}\n--- got:\n{}\n",
                 expected.join("\n"),
@@ -499,6 +499,11 @@ fn problem_cases() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn problem_cases() {
+    assert_problem_cases(CASES.iter().map(|(src, expected)| (src.to_string(), *expected)));
 }
 
 #[test]
@@ -1159,19 +1164,9 @@ steps = []
 
 #[test]
 fn pipeline_problem_cases() {
-    let mut failures = Vec::new();
-    for (src, expected) in PIPELINE_CASES {
-        let src = format!("[servers.maps]\ncommand = \"m\"\n{src}");
-        let got = problems(&src);
-        if got != *expected {
-            failures.push(format!(
-                "--- source:\n{src}--- expected:\n{}\n--- got:\n{}\n",
-                expected.join("\n"),
-                got.join("\n")
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_problem_cases(
+        PIPELINE_CASES.iter().map(|(src, expected)| (format!("[servers.maps]\ncommand = \"m\"\n{src}"), *expected)),
+    );
 }
 
 #[test]

@@ -159,13 +159,7 @@ impl Endpoint {
         // The full URL may carry a secret (a key in the query of a gateway URL): only its origin is named.
         let e = e.without_url();
         // reqwest's Display omits the cause ("error sending request"); the chain says what happened.
-        let mut text = format!("POST {}: {e}", redact_url(&self.url));
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
+        let text = format!("POST {}: {}", redact_url(&self.url), crate::util::error_chain(&e));
         LlmError::Transport(redact(&text, &self.secrets))
     }
 

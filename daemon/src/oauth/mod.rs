@@ -59,34 +59,20 @@ pub enum OAuthError {
 /// Renders an rmcp auth error with its causes (an SSRF refusal is usually a cause), never a
 /// token: rmcp's errors carry none.
 fn flow(e: AuthError) -> OAuthError {
-    OAuthError::Flow(chain(&e))
+    OAuthError::Flow(crate::util::error_chain(&e))
 }
 
 /// Like [`flow`], naming what the SSRF guard refused on the way (the real reason when rmcp
 /// only saw a failed fetch).
 fn guarded(e: AuthError, http: &http::GuardedHttp) -> OAuthError {
-    let mut text = chain(&e);
-    for r in http.refusals(&chain(&e)) {
+    let mut text = crate::util::error_chain(&e);
+    for r in http.refusals(&text) {
         if !text.contains(&r) {
             text.push_str("; ");
             text.push_str(&r);
         }
     }
     OAuthError::Flow(text)
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Where a login stands.
@@ -158,6 +144,11 @@ impl OAuth {
         Self { store, servers: Mutex::default() }
     }
 
+    /// The stored credentials of a server (its identity's).
+    fn credentials(&self, upstream: &Upstream) -> Result<crate::store::OAuthCredentials, OAuthError> {
+        Ok(self.store.as_ref().ok_or(OAuthError::NoStore)?.oauth_credentials(&upstream.identity))
+    }
+
     fn with<T>(&self, server: &str, f: impl FnOnce(&mut PerServer) -> T) -> T {
         let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
         f(servers.entry(server.to_owned()).or_default())
@@ -169,12 +160,12 @@ impl OAuth {
         url: &str,
         cfg: &OAuthConfig,
     ) -> Result<(AuthorizationManager, Arc<http::GuardedHttp>), OAuthError> {
-        let store = self.store.as_ref().ok_or(OAuthError::NoStore)?;
+        let creds = self.credentials(upstream)?;
         let http = http::GuardedHttp::new(policy(cfg)).map_err(|e| OAuthError::Client(e.to_string()))?;
         let mut manager = AuthorizationManager::new_with_oauth_http_client(url, http.clone()).await.map_err(flow)?;
         // Keyed by identity (name + URL): a token is only ever loaded for the server it was
         // issued for, and a changed URL starts without one.
-        manager.set_credential_store(store.oauth_credentials(&upstream.identity));
+        manager.set_credential_store(creds);
         Ok((manager, http))
     }
 
@@ -299,7 +290,7 @@ impl OAuth {
             .await
             .map_err(|source| OAuthError::Listen { port: cfg.redirect_port, source })?;
         let (mut manager, http) = self.manager(&upstream, url, cfg).await?;
-        let granted = match manager_store(self, &upstream).load().await {
+        let granted = match self.credentials(&upstream)?.load().await {
             Ok(Some(c)) if c.token_response.is_some() => c.granted_scopes,
             _ => Vec::new(),
         };
@@ -408,7 +399,11 @@ impl OAuth {
                 "the authorization server no longer knows mcpd's client registration (invalid_client); mcpd dropped it and registers again at the next login (`mcpd auth login {name}`)"
             ),
         };
-        if let Err(e) = manager_store(self, upstream).clear().await {
+        let cleared = match self.credentials(upstream) {
+            Ok(c) => c.clear().await.map_err(flow),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = cleared {
             tracing::warn!(server = %name, error = %e, "cannot delete rejected OAuth credentials");
         }
         tracing::warn!(server = %name, "{why}");
@@ -436,7 +431,7 @@ impl OAuth {
     /// authorization server when it offers revocation (RFC 7009). Returns whether there were
     /// credentials, and what became of the revocation.
     pub async fn logout(&self, upstream: &Upstream) -> Result<(bool, String), OAuthError> {
-        let creds = manager_store(self, upstream);
+        let creds = self.credentials(upstream)?;
         let stored = creds.load().await.map_err(flow)?;
         let revocation = match &stored {
             Some(c) if c.token_response.is_some() => self.revoke(upstream, c).await,
@@ -531,10 +526,11 @@ impl OAuth {
         let mut info = AuthInfo { server: upstream.name.clone(), grant, ..AuthInfo::default() };
         info.login_pending =
             self.with(&upstream.name, |s| s.login.as_ref().is_some_and(|(_, rx)| *rx.borrow() == LoginPhase::Pending));
-        if self.store.is_none() || grant != "authorization_code" {
+        if grant != "authorization_code" {
             return info;
         }
-        if let Ok(Some(c)) = manager_store(self, upstream).load().await {
+        let Ok(creds) = self.credentials(upstream) else { return info };
+        if let Ok(Some(c)) = creds.load().await {
             info.client_id = c.client_id.clone();
             info.scopes = c.granted_scopes.clone();
             info.issuer = c.issuer.clone().unwrap_or_default();
@@ -549,14 +545,6 @@ impl OAuth {
             }
         }
         info
-    }
-}
-
-/// The credential store of a server (a no-op one without a store, which `manager` refuses anyway).
-fn manager_store(hub: &OAuth, upstream: &Upstream) -> Box<dyn CredentialStore> {
-    match &hub.store {
-        Some(store) => Box::new(store.oauth_credentials(&upstream.identity)),
-        None => Box::new(rmcp::transport::auth::InMemoryCredentialStore::new()),
     }
 }
 
@@ -586,20 +574,26 @@ pub fn client_metadata_document(url: &str, name: &str, port: u16) -> Result<serd
 
 /// Whether an error (with its causes) is the authorization server's `invalid_client`.
 pub fn is_invalid_client(e: &(dyn std::error::Error + 'static)) -> bool {
-    chain(e).contains("invalid_client")
+    crate::util::error_chain(e).contains("invalid_client")
+}
+
+/// A `WWW-Authenticate: Bearer` challenge, its `resource_metadata` resolved against `base`
+/// (the server's URL; rmcp drops a pointer to another address class).
+pub fn challenge(header: &str, base: &str) -> rmcp::transport::auth::WWWAuthenticateParams {
+    match reqwest::Url::parse(base) {
+        Ok(base) => rmcp::transport::auth::WWWAuthenticateParams::parse(header, &base),
+        Err(_) => Default::default(),
+    }
 }
 
 /// Whether a `WWW-Authenticate` challenge is a 403 `insufficient_scope` (a step-up).
-pub fn is_insufficient_scope(challenge: &str) -> bool {
-    reqwest::Url::parse("http://127.0.0.1/")
-        .is_ok_and(|base| rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, &base).is_insufficient_scope())
+pub fn is_insufficient_scope(header: &str) -> bool {
+    challenge(header, "http://127.0.0.1/").is_insufficient_scope()
 }
 
 /// The `scope` parameter of a `WWW-Authenticate: Bearer` challenge.
-pub fn challenge_scope(challenge: &str) -> Option<String> {
-    let params =
-        rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, &reqwest::Url::parse("http://127.0.0.1/").ok()?);
-    params.scope.filter(|s| !s.trim().is_empty())
+pub fn challenge_scope(header: &str) -> Option<String> {
+    challenge(header, "http://127.0.0.1/").scope.filter(|s| !s.trim().is_empty())
 }
 
 /// Waits for the redirect and finishes the login; one callback decides it either way.
@@ -642,7 +636,7 @@ async fn await_callback(
             LoginPhase::Done
         }
         Err(e) => {
-            let why = chain(&e);
+            let why = crate::util::error_chain(&e);
             reply.send(400, &format!("mcpd could not finish the login: {why}")).await;
             LoginPhase::Failed(format!("the token exchange failed: {why}"))
         }

@@ -93,3 +93,28 @@ async fn pins_survive_reopen_and_audit_is_bounded_newest_first() {
     let all = store.read_audit(10_000, None).await.unwrap();
     assert!(all.len() <= 300 + 31 && all.len() >= 300, "trimmed to the bound: {}", all.len());
 }
+
+#[tokio::test]
+async fn oauth_credentials_are_shared_per_identity_and_durable() {
+    use rmcp::transport::auth::{CredentialStore, StoredCredentials};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let (session, login) = (store.oauth_credentials("a|http|u"), store.oauth_credentials("a|http|u"));
+        assert!(session.load().await.unwrap().is_none());
+        // A login's save is what the session's next load sees (memory copy included).
+        login.save(StoredCredentials::new("client-1".into(), None, vec!["s".into()], Some(1))).await.unwrap();
+        assert_eq!(session.load().await.unwrap().map(|c| c.client_id).as_deref(), Some("client-1"));
+        // Another identity never sees them.
+        assert!(store.oauth_credentials("b|http|u").load().await.unwrap().is_none());
+        assert_eq!(store.oauth_identities().await.unwrap(), vec!["a|http|u".to_owned()]);
+        store.flush().await.unwrap();
+    }
+    // On disk before `save` returned.
+    let store = reopen(dir.path());
+    let creds = store.oauth_credentials("a|http|u");
+    assert_eq!(creds.load().await.unwrap().map(|c| c.granted_scopes), Some(vec!["s".to_owned()]));
+    creds.clear().await.unwrap();
+    assert!(store.oauth_credentials("a|http|u").load().await.unwrap().is_none());
+    assert!(store.oauth_identities().await.unwrap().is_empty());
+}

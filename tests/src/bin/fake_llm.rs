@@ -28,20 +28,8 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Request log entries kept (oldest dropped first).
 const MAX_LOG: usize = 1000;
 
-const USAGE: &str = r#"usage: mcpd-fake-llm [--port N] [--script FILE] [--api-key KEY]
-
-A scripted fake LLM server on 127.0.0.1 speaking the real wire formats. Prints
-"fake-llm listening on http://127.0.0.1:PORT" to stderr once listening.
-
-options:
-  --port N         port to bind (default 0: any free port)
-  --script FILE    JSON array of steps (default: [{"text": "ok"}])
-  --api-key KEY    require this key (Authorization: Bearer KEY on /v1/chat/completions,
-                   x-api-key: KEY on /v1/messages); a wrong or missing key gets 401 with
-                   the presented key echoed in the error message, as some providers do
-  -h, --help       print this help
-
-endpoints:
+/// What `--help` adds after the options: the endpoints and the script format.
+const AFTER_HELP: &str = r#"endpoints:
   POST /v1/chat/completions   OpenAI format: answers the next script step
   POST /v1/messages           Anthropic format: answers the next script step
   GET  /requests              JSON array of requests so far: {"path", "body" (JSON or raw
@@ -130,38 +118,22 @@ impl Shared {
     }
 }
 
+/// A scripted fake LLM server on 127.0.0.1 speaking the real wire formats. Prints
+/// "fake-llm listening on http://127.0.0.1:PORT" to stderr once listening.
+#[derive(clap::Parser)]
+#[command(name = "mcpd-fake-llm", after_help = AFTER_HELP)]
 struct Args {
+    /// Port to bind (0: any free port).
+    #[arg(long, default_value_t = 0)]
     port: u16,
+    /// JSON array of steps (default: [{"text": "ok"}]).
+    #[arg(long)]
     script: Option<PathBuf>,
+    /// Require this key (Authorization: Bearer KEY on /v1/chat/completions, x-api-key: KEY on
+    /// /v1/messages); a wrong or missing key gets 401 with the presented key echoed in the
+    /// error message, as some providers do.
+    #[arg(long)]
     api_key: Option<String>,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { port: 0, script: None, api_key: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> anyhow::Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--port" => args.port = value("--port")?.parse().context("--port needs a number 0..=65535")?,
-            "--script" => args.script = Some(PathBuf::from(value("--script")?)),
-            "--api-key" => args.api_key = Some(value("--api-key")?),
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    Ok(args)
 }
 
 fn parse_script(text: &[u8]) -> anyhow::Result<Vec<Step>> {
@@ -173,13 +145,7 @@ fn parse_script(text: &[u8]) -> anyhow::Result<Vec<Step>> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("mcpd-fake-llm: {e:#}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

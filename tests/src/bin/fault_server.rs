@@ -34,30 +34,11 @@ const GARBAGE_LINE: &[u8] = b"this is not json {{{\n";
 const BASE_TOOLS: &[&str] =
     &["echo", "slow", "hang", "crash", "garbage", "huge", "cancelled_count", "change_tools", "stderr"];
 
-const USAGE: &str = "\
-usage: mcpd-fault-server [OPTIONS]
+/// What `--help` adds after the options.
+const AFTER_HELP: &str = "tools: echo, slow, hang, crash, garbage, huge, cancelled_count, change_tools, stderr,
+       plus extra_<i> (--tools) and added_<n> (change_tools)";
 
-MCP fault-injection test server (newline-delimited JSON-RPC 2.0 over stdio).
-
-options:
-  --mode MODE                  normal (default) | silent | garbage-start | exit-now |
-                               huge-start | flood
-  --tools N                    add N generated tools extra_0..extra_{N-1} (default 0)
-  --page-size K                tools/list page size (default 100)
-  --huge-start-bytes N         size of the startup line in huge-start mode (default 10000000)
-  --spawn-grandchild PIDFILE   spawn `sleep 10000` (same process group); write
-                               \"<grandchild pid>\\n<own pid>\\n\" to PIDFILE
-  --grandchild-inherit-stdio   let the grandchild inherit stdin/stdout/stderr (default: /dev/null)
-  --ignore-stdin-eof           keep running after stdin EOF (default: exit 0)
-  --ignore-sigterm             ignore SIGTERM
-  --pid-file PATH              write own pid to PATH at startup
-  -h, --help                   print this help
-
-tools: echo, slow, hang, crash, garbage, huge, cancelled_count, change_tools, stderr,
-       plus extra_<i> (--tools) and added_<n> (change_tools)
-";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
     Normal,
     Silent,
@@ -67,78 +48,43 @@ enum Mode {
     Flood,
 }
 
-#[derive(Debug)]
+/// MCP fault-injection test server (newline-delimited JSON-RPC 2.0 over stdio).
+#[derive(Debug, clap::Parser)]
+#[command(name = "mcpd-fault-server", after_help = AFTER_HELP)]
 struct Args {
+    #[arg(long, value_enum, default_value_t = Mode::Normal)]
     mode: Mode,
+    /// Add N generated tools extra_0..extra_{N-1}.
+    #[arg(long = "tools", default_value_t = 0)]
     extra_tools: usize,
+    /// tools/list page size.
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     page_size: usize,
+    /// Size of the startup line in huge-start mode.
+    #[arg(long, default_value_t = 10_000_000)]
     huge_start_bytes: usize,
+    /// Spawn `sleep 10000` (same process group); write "<grandchild pid>\n<own pid>\n" to PIDFILE.
+    #[arg(long, value_name = "PIDFILE")]
     spawn_grandchild: Option<PathBuf>,
+    /// Let the grandchild inherit stdin/stdout/stderr (default: /dev/null).
+    #[arg(long)]
     grandchild_inherit_stdio: bool,
+    /// Keep running after stdin EOF (default: exit 0).
+    #[arg(long)]
     ignore_stdin_eof: bool,
+    /// Ignore SIGTERM.
+    #[arg(long)]
     ignore_sigterm: bool,
+    /// Write own pid to PATH at startup.
+    #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        mode: Mode::Normal,
-        extra_tools: 0,
-        page_size: 100,
-        huge_start_bytes: 10_000_000,
-        spawn_grandchild: None,
-        grandchild_inherit_stdio: false,
-        ignore_stdin_eof: false,
-        ignore_sigterm: false,
-        pid_file: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> anyhow::Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--mode" => {
-                args.mode = match value("--mode")?.as_str() {
-                    "normal" => Mode::Normal,
-                    "silent" => Mode::Silent,
-                    "garbage-start" => Mode::GarbageStart,
-                    "exit-now" => Mode::ExitNow,
-                    "huge-start" => Mode::HugeStart,
-                    "flood" => Mode::Flood,
-                    other => bail!("unknown mode {other:?}"),
-                }
-            }
-            "--tools" => args.extra_tools = value("--tools")?.parse().context("--tools")?,
-            "--page-size" => {
-                args.page_size = value("--page-size")?.parse().context("--page-size")?;
-                if args.page_size == 0 {
-                    bail!("--page-size must be at least 1");
-                }
-            }
-            "--huge-start-bytes" => {
-                args.huge_start_bytes = value("--huge-start-bytes")?.parse().context("--huge-start-bytes")?
-            }
-            "--spawn-grandchild" => args.spawn_grandchild = Some(value("--spawn-grandchild")?.into()),
-            "--grandchild-inherit-stdio" => args.grandchild_inherit_stdio = true,
-            "--ignore-stdin-eof" => args.ignore_stdin_eof = true,
-            "--ignore-sigterm" => args.ignore_sigterm = true,
-            "--pid-file" => args.pid_file = Some(value("--pid-file")?.into()),
-            other => bail!("unknown argument {other:?}"),
-        }
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a number of at least 1".to_owned()),
     }
-    Ok(args)
 }
 
 /// Writes `contents` to `path` atomically (temp file + rename) so pollers never see a partial file.
@@ -695,13 +641,7 @@ async fn flood(server: Arc<Server>) {
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("mcpd-fault-server: {e:#}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     if let Err(e) = startup(&args) {
         eprintln!("mcpd-fault-server: {e:#}");
         std::process::exit(1);

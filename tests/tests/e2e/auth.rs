@@ -43,6 +43,7 @@ async fn a_server_that_needs_authorization_shows_needs_auth_and_is_not_retried()
     let st = d.wait_state("remote", proto::ServerState::NeedsAuth, Duration::from_secs(30)).await;
     assert!(st.last_error.contains("requires authorization"), "{}", st.last_error);
     assert!(st.last_error.contains("mcp:read"), "{}", st.last_error);
+    assert!(st.last_error.contains(&format!("resource metadata at http://127.0.0.1:{port}/")), "{}", st.last_error);
     assert_eq!(st.next_retry_unix_ms, 0);
     let seen = hits.load(Ordering::SeqCst);
     // With a 100 ms backoff a retry loop would have hit the server many times by now.

@@ -289,39 +289,24 @@ async fn step_up_on_insufficient_scope_and_a_forged_redirect() {
 }
 
 fn query_param(url: &str, key: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let url = reqwest::Url::parse(url).ok()?;
+    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 /// One plain GET over TCP; the whole response as text.
 async fn raw_get(url: &str) -> std::io::Result<String> {
+    raw_request("GET", url).await
+}
+
+/// One request without a body over plain TCP (no client library that might retry or
+/// follow redirects); the whole response as text.
+async fn raw_request(method: &str, url: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut sock = tokio::net::TcpStream::connect(host).await?;
-    sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut buf))
         .await
@@ -374,7 +359,7 @@ async fn a_forgotten_client_registration_is_replaced_by_a_new_one() {
     // The authorization server forgets mcpd's client: the access token is refused and the
     // refresh answers `invalid_client`. mcpd drops the dead registration and registers anew
     // (through the login hook) instead of retrying the refresh forever.
-    let _ = raw_post(&format!("http://127.0.0.1:{}/forget", p.port)).await;
+    let _ = raw_request("POST", &format!("http://127.0.0.1:{}/forget", p.port)).await;
     let first = c.call_tool("s.ping", "{}", None).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -388,18 +373,4 @@ async fn a_forgotten_client_registration_is_replaced_by_a_new_one() {
     let stats = get_json(&format!("http://127.0.0.1:{}/stats", p.port)).await;
     assert_eq!(stats["clients_registered"], 2, "{stats}");
     assert!(d.log_text().contains("invalid_client"), "the reason is not reported");
-}
-
-async fn raw_post(url: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let mut sock = tokio::net::TcpStream::connect(host).await?;
-    let req = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut buf))
-        .await
-        .map_err(std::io::Error::other)??;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
