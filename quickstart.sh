@@ -14,17 +14,13 @@ mcpd=target/release/mcpd
 daemon=$!
 trap 'kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null' EXIT INT TERM
 
-# Wait until every server has left `starting`, then show the table.
-for _ in $(seq 1 100); do
-    if "$mcpd" status --json 2>/dev/null | grep -q '"state": "starting"'; then
-        sleep 0.2
-    elif "$mcpd" status >/dev/null 2>&1; then
-        break
-    else
-        sleep 0.2
-    fi
+# Wait for the socket, then show the table once no server is `starting` any more (a
+# first start of the npx/Python servers can take a while on a fresh machine).
+for _ in $(seq 1 150); do
+    "$mcpd" status >/dev/null 2>&1 && break
+    sleep 0.2
 done
-"$mcpd" status
+"$mcpd" status --settle 120
 echo
 echo "mcpd is serving (pid $daemon). In another shell try:"
 echo "  $mcpd tools"

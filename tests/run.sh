@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (run from anywhere):  bash tests/run.sh
 #   1. installs the pinned test peers (tests/peers/install.sh) and exports MCPD_PEERS
-#   2. cargo fmt --check, clippy -D warnings, nextest (or cargo test)
+#   2. cargo fmt --check, the layering check (no module cycles, no leaf crate reaching the
+#      core), clippy -D warnings, nextest (or cargo test)
 #   3. tests/conformance.sh, if present
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +17,9 @@ bash tests/peers/install.sh
 
 section "cargo fmt --all --check"
 cargo fmt --all --check -- --color=never
+
+section "layering (tests/layering/check.py)"
+python3 tests/layering/check.py
 
 section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings

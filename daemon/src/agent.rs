@@ -9,7 +9,6 @@
 //! went away).
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Arc,
     time::Duration,
 };
 
@@ -18,9 +17,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    call::{self, CallRequest},
+    call::{Caller, ToolRunner},
     config::glob_match,
-    daemon::Daemon,
     llm::{ChatRequest, ChatResponse, Message, Part, Provider, Role, ToolChoice, ToolSpec},
 };
 
@@ -139,12 +137,6 @@ fn hex8(s: &str) -> String {
     hex.strip_prefix("sha256:").unwrap_or(&hex).chars().take(8).collect()
 }
 
-/// A random run id (128 bits, no credential).
-pub fn run_id() -> String {
-    let v: u128 = rand::random();
-    format!("{v:032x}")
-}
-
 /// Picks the provider: by name, else the only/first configured one.
 pub fn pick_provider(providers: &BTreeMap<String, Provider>, name: &str) -> Result<Provider, AgentError> {
     if !name.is_empty() {
@@ -153,27 +145,21 @@ pub fn pick_provider(providers: &BTreeMap<String, Provider>, name: &str) -> Resu
     providers.values().next().cloned().ok_or(AgentError::NoProvider)
 }
 
-/// The tools a run may use: selected by server and glob, trusted, model-visible, not stale.
-fn select_tools(d: &Daemon, spec: &AgentSpec) -> (Vec<ToolSpec>, Aliases) {
-    let snap = d.registry.snapshot();
+/// The tools a run may use: the runner's model tools (trusted, model-visible, not stale),
+/// selected by server and glob.
+fn select_tools(runner: &dyn ToolRunner, spec: &AgentSpec) -> (Vec<ToolSpec>, Aliases) {
     let mut names = Vec::new();
     let mut specs = Vec::new();
-    for (st, t) in snap.iter() {
+    for t in runner.model_tools() {
         let q = t.qualified_name();
-        if st.stale || t.app_only() {
-            continue;
-        }
         if !spec.servers.is_empty() && !spec.servers.iter().any(|s| *s == t.server) {
             continue;
         }
         if !spec.tools.is_empty() && !spec.tools.iter().any(|g| glob_match(g, &q)) {
             continue;
         }
-        if !d.tool_verdict(t).is_trusted() {
-            continue;
-        }
         names.push(q);
-        specs.push(t.clone());
+        specs.push(t);
     }
     let aliases = Aliases::new(names.iter().map(String::as_str));
     let tools = specs
@@ -191,23 +177,23 @@ fn select_tools(d: &Daemon, spec: &AgentSpec) -> (Vec<ToolSpec>, Aliases) {
     (tools, aliases)
 }
 
-/// Runs the loop, streaming events to `events`; returns the final answer.
+/// Runs the loop with `provider`, calling tools through `runner` as `caller` (the app, with
+/// this run), streaming events to `events`; returns the final answer.
 pub async fn run(
-    d: Arc<Daemon>,
+    runner: &dyn ToolRunner,
+    provider: Provider,
+    caller: &Caller,
     spec: AgentSpec,
-    run_id: &str,
     events: mpsc::Sender<AgentEvent>,
     cancel: CancellationToken,
 ) -> Result<String, AgentError> {
     if spec.task.trim().is_empty() {
         return Err(AgentError::EmptyTask);
     }
-    let provider = pick_provider(&d.providers.load(), &spec.provider)?;
     let max_iterations = clamp(spec.max_iterations, DEFAULT_ITERATIONS, MAX_ITERATIONS);
     let max_tool_calls = clamp(spec.max_tool_calls, DEFAULT_TOOL_CALLS, MAX_TOOL_CALLS);
     let deadline = tokio::time::Instant::now() + spec.deadline.unwrap_or(DEFAULT_DEADLINE);
-    let (tools, aliases) = select_tools(&d, &spec);
-    let app = format!("agent:{run_id}");
+    let (tools, aliases) = select_tools(runner, &spec);
     let emit = |e: AgentEvent| {
         let events = events.clone();
         async move {
@@ -284,29 +270,14 @@ pub async fn run(
             }
             calls_used += 1;
             let known = aliases.name(&alias).is_some();
-            let d = d.clone();
-            let app = app.clone();
             runs.push(async move {
                 if !known {
                     return (id, tool, true, "no such tool; use one of the tools offered".to_owned());
                 }
                 let args = if input.is_null() { "{}".to_owned() } else { input.to_string() };
-                let policy = d.policy.load();
-                let pipelines = d.pipelines.load();
-                let env = call::CallEnv {
-                    registry: &d.registry,
-                    requests: &d.requests,
-                    pipelines: &pipelines,
-                    supervisor: &d.supervisor,
-                    trust: &d.trust,
-                    policy: &policy,
-                    max_result_bytes: d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
-                    oauth: &d.oauth,
-                };
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let timeout = Some(remaining.max(Duration::from_millis(1)));
-                let req = CallRequest { name: &tool, arguments_json: &args, timeout, confirm: false, app: &app };
-                match call::call_tool(&env, req, None).await {
+                let timeout = remaining.max(Duration::from_millis(1));
+                match runner.run(caller, &tool, &args, timeout).await {
                     Ok(o) => {
                         let text = content_text(&o.result.content, o.result.structured_content.as_ref());
                         (id, tool.clone(), o.result.is_error.unwrap_or(false), text)
@@ -405,7 +376,7 @@ mod tests {
 
     #[test]
     fn run_ids_are_random_128_bit() {
-        let (a, b) = (run_id(), run_id());
+        let (a, b) = (crate::call::run_id(), crate::call::run_id());
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
     }

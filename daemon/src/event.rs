@@ -1,7 +1,7 @@
 //! Daemon events (state changes, tool list changes, errors), fanned out to WatchEvents subscribers.
 use tokio::sync::broadcast;
 
-use crate::upstream::ServerState;
+use crate::state::ServerState;
 
 /// Bounded so a slow watcher can never grow the daemon's memory; a watcher that
 /// falls behind is told how many events it lost.

@@ -2,10 +2,9 @@
 //!
 //! Unlike tools these are not mirrored in the registry: listings are asked of the servers
 //! when an app asks (bounded by the call deadline and pagination caps), and reads go through
-//! the [`ResourceCache`]. Subscriptions are kept per server and renewed on every reconnect:
-//! `resources/subscribe` in the session era, a `subscriptions/listen` filter in the
-//! stateless era; either way an update invalidates the cache entry and becomes a
-//! `resource_updated` event on WatchEvents.
+//! the [`ResourceCache`]. `subscribe` asks for a resource's updates and remembers it; the
+//! session side (`session::subscription`) renews the set on every reconnect and turns updates
+//! into cache invalidations and `resource_updated` events.
 
 // resources/subscribe is deprecated by rmcp for the stateless era only; the session era still uses it.
 #![allow(deprecated)]
@@ -16,7 +15,7 @@ use rmcp::{
     model::{
         ArgumentInfo, CompleteRequestParams, CompletionContext, CompletionInfo, GetPromptRequestParams,
         GetPromptResult, PaginatedRequestParams, Prompt, ReadResourceRequestParams, Reference, Resource,
-        ResourceTemplate, ServerCapabilities, ServerNotification, SubscribeRequestParams, SubscriptionFilter,
+        ResourceTemplate, ServerCapabilities, SubscribeRequestParams,
     },
     service::{RoleClient, ServiceError},
 };
@@ -24,7 +23,7 @@ use rmcp::{
 use crate::{
     cache::{CachedRead, ResourceCache},
     error::CallError,
-    event::EventKind,
+    registry::Registry,
     supervisor::Supervisor,
     upstream::Upstream,
 };
@@ -63,7 +62,7 @@ impl Feature {
 /// A connected server's peer, if it offers `feature`.
 fn peer_for(supervisor: &Supervisor, server: &str, feature: Feature) -> Result<PeerOf, CallError> {
     let upstream = supervisor.upstream(server).ok_or_else(|| CallError::NoSuchServer(server.to_owned()))?;
-    let peer = upstream.peer().ok_or_else(|| crate::call::unavailable(server, &upstream))?;
+    let peer = upstream.peer().ok_or_else(|| crate::error::unavailable(server, &upstream))?;
     let offered = peer.peer_info().is_some_and(|i| feature.offered_by(&i.capabilities));
     if !offered {
         return Err(CallError::Unsupported { server: server.to_owned(), what: feature.name() });
@@ -85,11 +84,11 @@ impl PeerOf {
         let _permit = tokio::time::timeout_at(deadline, self.upstream.permits.acquire())
             .await
             .map_err(|_| CallError::Busy { server: server.clone(), limit: self.upstream.config.max_concurrency })?
-            .map_err(|_| crate::call::unavailable(server, &self.upstream))?;
+            .map_err(|_| crate::error::unavailable(server, &self.upstream))?;
         match tokio::time::timeout_at(deadline, f).await {
             Err(_) => Err(CallError::Deadline { tool: format!("{server} ({what})"), timeout }),
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(crate::call::service_error(server, what, e)),
+            Ok(Err(e)) => Err(crate::error::service_error(server, what, e)),
         }
     }
 }
@@ -278,68 +277,6 @@ pub async fn subscribe(supervisor: &Supervisor, server: &str, uri: &str) -> Resu
     Ok(())
 }
 
-/// Session era: renews every remembered subscription on a fresh session.
-pub async fn resubscribe(upstream: &Upstream, peer: &Peer<RoleClient>) {
-    for uri in upstream.subscriptions() {
-        if let Err(e) = peer.subscribe(SubscribeRequestParams::new(uri.clone())).await {
-            tracing::warn!(server = %upstream.name, uri = %uri, error = %e, "cannot renew resource subscription");
-        }
-    }
-}
-
-/// What a server told us about its resources and prompts; shared by both eras.
-pub fn on_notification(upstream: &Upstream, cache: &ResourceCache, n: &ServerNotification) {
-    match n {
-        ServerNotification::ResourceUpdatedNotification(u) => {
-            cache.invalidate(&upstream.name, &u.params.uri);
-            upstream.events.emit(&upstream.name, EventKind::ResourceUpdated, None, u.params.uri.clone());
-        }
-        ServerNotification::ResourceListChangedNotification(_) => {
-            upstream.events.emit(&upstream.name, EventKind::ResourcesChanged, None, "resource list changed");
-        }
-        ServerNotification::PromptListChangedNotification(_) => {
-            upstream.events.emit(&upstream.name, EventKind::PromptsChanged, None, "prompt list changed");
-        }
-        ServerNotification::ToolListChangedNotification(_) => upstream.tools_changed.notify_one(),
-        _ => {}
-    }
-}
-
-/// Stateless era: keeps one `subscriptions/listen` stream open with the current filter
-/// (list changes plus the remembered resource subscriptions), re-opening it when the
-/// subscription set grows. Ends when the stream ends or the task is aborted.
-pub async fn listen_loop(upstream: Arc<Upstream>, peer: Peer<RoleClient>, cache: ResourceCache) {
-    loop {
-        let mut filter = SubscriptionFilter::new();
-        filter.tools_list_changed = Some(true);
-        filter.prompts_list_changed = Some(true);
-        filter.resources_list_changed = Some(true);
-        let uris = upstream.subscriptions();
-        if !uris.is_empty() {
-            filter.resource_subscriptions = Some(uris);
-        }
-        let mut sub = match peer.listen(filter).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(server = %upstream.name, error = %e, "subscriptions/listen unavailable");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                n = sub.next() => match n {
-                    Ok(Some(n)) => on_notification(&upstream, &cache, &n),
-                    _ => return,
-                },
-                _ = upstream.subscriptions_changed.notified() => {
-                    let _ = sub.cancel().await;
-                    break;
-                }
-            }
-        }
-    }
-}
-
 /// `server.prompt` with string arguments.
 pub async fn get_prompt(
     supervisor: &Supervisor,
@@ -388,4 +325,46 @@ pub async fn complete(
     // The spec caps a completion at 100 values; a server that sends more is cut, not trusted.
     info.values.truncate(CompletionInfo::MAX_VALUES);
     Ok(info)
+}
+
+/// A prompt or resource template as fingerprinted and scanned (like tools; they are not
+/// pinned yet, but apps see the sanitised text and the findings).
+pub struct Checked {
+    pub fingerprint: String,
+    pub findings: Vec<String>,
+    pub sanitized: serde_json::Value,
+}
+
+impl Checked {
+    pub fn text(&self, field: &str) -> String {
+        self.sanitized.get(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    }
+}
+
+/// Fingerprints and scans the definitions of one listing; each server's identity and the
+/// names of the other servers' tools are looked up once per listing, not once per item.
+pub struct Checker<'a> {
+    registry: &'a Registry,
+    supervisor: &'a Supervisor,
+    servers: std::collections::HashMap<String, (String, crate::integrity::scan::OtherTools)>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(registry: &'a Registry, supervisor: &'a Supervisor) -> Self {
+        Self { registry, supervisor, servers: Default::default() }
+    }
+
+    pub fn check<T: serde::Serialize>(&mut self, server: &str, kind: &str, def: &T) -> Checked {
+        let (registry, supervisor) = (self.registry, self.supervisor);
+        let (identity, others) = self.servers.entry(server.to_owned()).or_insert_with(|| {
+            let identity = supervisor.upstream(server).map(|u| u.identity.clone()).unwrap_or_default();
+            let names = registry.snapshot().names_except(server);
+            (identity, crate::integrity::scan::OtherTools::new(&names))
+        });
+        let raw = serde_json::to_value(def).unwrap_or(serde_json::Value::Null);
+        let fingerprint = crate::integrity::fingerprint::fingerprint(identity, kind, &raw);
+        let scan = crate::integrity::scan::scan_definition_with(&raw, others);
+        let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
+        Checked { fingerprint, findings, sanitized: scan.sanitized }
+    }
 }

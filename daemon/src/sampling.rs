@@ -24,6 +24,7 @@ use crate::{
     config::{Config, SamplingConfig, SamplingRoute},
     event::EventKind,
     limit::Limiter,
+    live::LiveHandle,
     llm::{ChatRequest, ChatResponse, Message, Part, Provider, Role, StopReason, ToolChoice, ToolSpec},
     upstream::Upstream,
 };
@@ -43,7 +44,7 @@ struct Policies {
 }
 
 pub struct Sampler {
-    providers: Arc<ArcSwap<BTreeMap<String, Provider>>>,
+    live: LiveHandle,
     attachments: Arc<Attachments>,
     policies: ArcSwap<Policies>,
     in_flight: Mutex<HashMap<String, u32>>,
@@ -81,13 +82,9 @@ impl Drop for InFlight<'_> {
 // === impl Sampler ===
 
 impl Sampler {
-    pub fn new(
-        providers: Arc<ArcSwap<BTreeMap<String, Provider>>>,
-        attachments: Arc<Attachments>,
-        cfg: &Config,
-    ) -> Self {
+    pub fn new(live: LiveHandle, attachments: Arc<Attachments>, cfg: &Config) -> Self {
         Self {
-            providers,
+            live,
             attachments,
             policies: ArcSwap::from_pointee(Self::policies(cfg)),
             in_flight: Mutex::new(HashMap::new()),
@@ -155,8 +152,9 @@ impl Sampler {
                 }
             }
             SamplingRoute::Llm(name) => {
-                let providers = self.providers.load();
-                let provider = pick(&providers, name.as_deref(), &params).ok_or_else(|| {
+                let live = self.live.load();
+                let providers = &live.providers;
+                let provider = pick(providers, name.as_deref(), &params).ok_or_else(|| {
                     refuse(match name {
                         Some(n) => format!("no LLM provider named {n:?} is configured"),
                         None => "no LLM provider is configured".into(),

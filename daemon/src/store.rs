@@ -278,7 +278,7 @@ pub struct PinRecord {
 }
 
 /// One call, as the audit log keeps it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     pub unix_ms: u64,
     pub app: String,
@@ -290,6 +290,12 @@ pub struct AuditEntry {
     pub duration_us: u64,
     #[serde(default)]
     pub redactions: u32,
+    /// `agent` or `pipeline.NAME` for a step of a run; empty for a direct call.
+    #[serde(default)]
+    pub via: String,
+    /// The run's id, for a step of a run.
+    #[serde(default)]
+    pub run_id: String,
 }
 
 /// A server's tools as last seen, bound to the identity they came from.
@@ -372,8 +378,7 @@ fn audit_writer(
                 arguments_sha256: String::new(),
                 outcome: "dropped".into(),
                 message: format!("{lost} audit records were dropped: the audit writer could not keep up"),
-                duration_us: 0,
-                redactions: 0,
+                ..Default::default()
             });
         }
         let mut batch = sled::Batch::default();

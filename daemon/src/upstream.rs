@@ -17,6 +17,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::{
     config::{ServerConfig, TransportConfig},
     event::{EventBus, EventKind},
+    state::ServerState,
     util::LineRing,
 };
 
@@ -24,39 +25,6 @@ use crate::{
 const STDERR_RING_BYTES: usize = 64 * 1024;
 /// Resource subscriptions kept per server.
 const MAX_SUBSCRIPTIONS: usize = 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerState {
-    Starting,
-    Ready,
-    Degraded,
-    Backoff,
-    CircuitOpen,
-    /// The server asked for authorization; no retries until the config changes.
-    NeedsAuth,
-    Disabled,
-    Stopped,
-}
-
-impl ServerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServerState::Starting => "starting",
-            ServerState::Ready => "ready",
-            ServerState::Degraded => "degraded",
-            ServerState::Backoff => "backoff",
-            ServerState::CircuitOpen => "circuit-open",
-            ServerState::NeedsAuth => "needs-auth",
-            ServerState::Disabled => "disabled",
-            ServerState::Stopped => "stopped",
-        }
-    }
-
-    /// Whether calls may be sent in this state.
-    pub fn is_connected(self) -> bool {
-        matches!(self, ServerState::Ready | ServerState::Degraded)
-    }
-}
 
 /// What `mcpd status` shows for one server.
 #[derive(Debug, Clone)]

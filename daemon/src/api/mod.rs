@@ -9,17 +9,19 @@ use tonic::{Request, Response, Status};
 use crate::{
     agent,
     attach::Hello,
-    call::{self, CallOutcome},
+    call::{self, CallOutcome, Caller},
     daemon::Daemon,
-    error::CallError,
     oauth,
-    resource::{self, CompleteRef},
-    trust::{TrustError, Verdict},
-    upstream::{ServerState, Upstream},
+    resource::{self, Checker, CompleteRef},
+    state::ServerState,
+    trust::Verdict,
+    upstream::Upstream,
 };
 
 pub mod server;
 mod status;
+
+use status::ApiError;
 
 pub struct Api {
     pub daemon: Arc<Daemon>,
@@ -48,7 +50,7 @@ fn state_pb(s: ServerState) -> pb::ServerState {
 
 fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
     let s = u.status();
-    let snap = d.registry.snapshot();
+    let snap = d.core.registry.snapshot();
     let tool_stats = snap
         .servers
         .get(&u.name)
@@ -56,7 +58,7 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
             st.tools
                 .keys()
                 .filter_map(|tool| {
-                    d.metrics.tool(&u.name, tool).map(|m| pb::ToolStats {
+                    d.core.metrics.tool(&u.name, tool).map(|m| pb::ToolStats {
                         tool: tool.clone(),
                         calls: m.calls,
                         errors: m.errors,
@@ -84,90 +86,8 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
         target: u.target(),
         in_flight: u.in_flight() as u32,
         stderr_tail: u.stderr_tail(STDERR_TAIL_LINES),
-        reconnects: d.metrics.reconnects(&u.name),
+        reconnects: d.core.metrics.reconnects(&u.name),
         tool_stats,
-    }
-}
-
-/// Counts a finished call in the metrics, for tools that resolved (a made-up name
-/// must not create a series).
-/// Counts a finished call in the metrics (for tools that resolved: a made-up name must not
-/// create a series) and appends it to the audit log (every call, including refused ones).
-fn record_call(
-    d: &Daemon,
-    app: &str,
-    r: &pb::CallToolRequest,
-    started: tokio::time::Instant,
-    res: &Result<CallOutcome, CallError>,
-) {
-    let elapsed = started.elapsed();
-    let (outcome, message, redactions) = match res {
-        Ok(o) if o.result.is_error.unwrap_or(false) => ("tool_error".to_owned(), String::new(), o.redactions),
-        Ok(o) => ("ok".to_owned(), String::new(), o.redactions),
-        Err(e) => (format!("{:?}", status::code(e)), e.to_string(), 0),
-    };
-    if let Some(audit) = &d.audit {
-        let args: serde_json::Value = serde_json::from_str(&r.arguments_json).unwrap_or(serde_json::Value::Null);
-        let canonical = crate::integrity::fingerprint::canonical_json(&args);
-        let entry = crate::store::AuditEntry {
-            unix_ms: crate::util::unix_ms(),
-            app: app.to_owned(),
-            tool: r.name.clone(),
-            arguments_sha256: crate::integrity::fingerprint::sha256_hex(canonical.as_bytes()),
-            outcome,
-            message,
-            duration_us: elapsed.as_micros() as u64,
-            redactions,
-        };
-        audit.append(entry);
-    }
-    let Some((server, tool)) = r.name.split_once('.') else { return };
-    let failed = match res {
-        Ok(o) => o.result.is_error.unwrap_or(false),
-        Err(CallError::NoSuchTool { .. } | CallError::Unqualified(_) | CallError::NoSuchServer(_)) => return,
-        Err(_) => true,
-    };
-    d.metrics.record_call(server, tool, elapsed, failed);
-}
-
-/// A prompt or resource template as fingerprinted and scanned (like tools; they are not
-/// pinned yet, but apps see the sanitised text and the findings).
-struct Checked {
-    fingerprint: String,
-    findings: Vec<String>,
-    sanitized: serde_json::Value,
-}
-
-impl Checked {
-    fn text(&self, field: &str) -> String {
-        self.sanitized.get(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
-    }
-}
-
-/// Fingerprints and scans the definitions of one listing; each server's identity and the
-/// names of the other servers' tools are looked up once per listing, not once per item.
-struct Checker<'a> {
-    d: &'a Daemon,
-    servers: std::collections::HashMap<String, (String, crate::integrity::scan::OtherTools)>,
-}
-
-impl<'a> Checker<'a> {
-    fn new(d: &'a Daemon) -> Self {
-        Self { d, servers: Default::default() }
-    }
-
-    fn check<T: serde::Serialize>(&mut self, server: &str, kind: &str, def: &T) -> Checked {
-        let d = self.d;
-        let (identity, others) = self.servers.entry(server.to_owned()).or_insert_with(|| {
-            let identity = d.supervisor.upstream(server).map(|u| u.identity.clone()).unwrap_or_default();
-            let names = d.registry.snapshot().names_except(server);
-            (identity, crate::integrity::scan::OtherTools::new(&names))
-        });
-        let raw = serde_json::to_value(def).unwrap_or(serde_json::Value::Null);
-        let fingerprint = crate::integrity::fingerprint::fingerprint(identity, kind, &raw);
-        let scan = crate::integrity::scan::scan_definition_with(&raw, others);
-        let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
-        Checked { fingerprint, findings, sanitized: scan.sanitized }
     }
 }
 
@@ -207,30 +127,12 @@ fn pipeline_event_pb(ev: crate::pipeline::StepEvent) -> pb::PipelineEvent {
     pb::PipelineEvent { event: Some(pb::pipeline_event::Event::Step(step)) }
 }
 
-fn call_env<'a>(
-    d: &'a Daemon,
-    policy: &'a crate::policy::Policy,
-    pipelines: &'a std::collections::BTreeMap<String, crate::config::PipelineConfig>,
-) -> call::CallEnv<'a> {
-    call::CallEnv {
-        registry: &d.registry,
-        requests: &d.requests,
-        pipelines,
-        supervisor: &d.supervisor,
-        trust: &d.trust,
-        policy,
-        max_result_bytes: d.max_result_bytes.load(std::sync::atomic::Ordering::Relaxed),
-        oauth: &d.oauth,
-    }
-}
-
-fn call_request<'a>(r: &'a pb::CallToolRequest, app: &'a str) -> call::CallRequest<'a> {
+fn call_request(r: &pb::CallToolRequest) -> call::CallRequest<'_> {
     call::CallRequest {
         name: &r.name,
         arguments_json: &r.arguments_json,
         timeout: timeout_of(r.timeout_ms),
         confirm: r.confirm,
-        app,
     }
 }
 
@@ -272,11 +174,12 @@ impl Api {
     fn oauth_upstream(&self, server: &str) -> Result<Arc<Upstream>, Status> {
         let u = self
             .daemon
+            .core
             .supervisor
             .upstream(server)
-            .ok_or_else(|| oauth_status(oauth::OAuthError::UnknownServer(server.to_owned())))?;
+            .ok_or_else(|| ApiError::from(oauth::OAuthError::UnknownServer(server.to_owned())))?;
         if u.config.oauth.is_none() {
-            return Err(oauth_status(oauth::OAuthError::NotOAuth(server.to_owned())));
+            return Err(ApiError::from(oauth::OAuthError::NotOAuth(server.to_owned())).into());
         }
         Ok(u)
     }
@@ -288,17 +191,16 @@ impl Api {
             Some((s, t)) => (s, Some(t)),
             None => (target, None),
         };
-        let u =
-            d.supervisor.upstream(server).ok_or_else(|| Status::not_found(format!("no server named {server:?}")))?;
-        let snap = d.registry.snapshot();
+        let u = d.core.supervisor.upstream(server).ok_or_else(|| status::no_such_server(server))?;
+        let snap = d.core.registry.snapshot();
         let empty = crate::registry::ServerTools::default();
         let tools = snap.servers.get(server).map(|st| st.as_ref()).unwrap_or(&empty);
-        let res = if approve { d.trust.approve(&u, tools, tool).await } else { d.trust.revoke(&u, tools, tool).await };
-        let changed = res.map_err(|e| match e {
-            TrustError::NoSuchServer(_) | TrustError::NoSuchTool { .. } => Status::not_found(e.to_string()),
-            TrustError::PinnedByConfig(_) => Status::failed_precondition(e.to_string()),
-            TrustError::Store(_) => Status::unavailable(e.to_string()),
-        })?;
+        let res = if approve {
+            d.core.trust.approve(&u, tools, tool).await
+        } else {
+            d.core.trust.revoke(&u, tools, tool).await
+        };
+        let changed = res.map_err(|e| Status::from(ApiError::from(e)))?;
         let what = if approve { "approved" } else { "revoked" };
         for t in &changed {
             tracing::info!(tool = %t, "trust {what}");
@@ -325,7 +227,7 @@ impl Mcpd for Api {
                 cache_bytes,
                 cache_max_bytes: d.cache.max_bytes(),
             }),
-            servers: d.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
+            servers: d.core.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
         }))
     }
 
@@ -334,21 +236,21 @@ impl Mcpd for Api {
         _: Request<pb::ListServersRequest>,
     ) -> Result<Response<pb::ListServersResponse>, Status> {
         Ok(Response::new(pb::ListServersResponse {
-            servers: self.daemon.supervisor.upstreams().iter().map(|u| server_pb(&self.daemon, u)).collect(),
+            servers: self.daemon.core.supervisor.upstreams().iter().map(|u| server_pb(&self.daemon, u)).collect(),
         }))
     }
 
     async fn list_tools(&self, req: Request<pb::ListToolsRequest>) -> Result<Response<pb::ListToolsResponse>, Status> {
         let filter = req.into_inner().server;
         let d = &self.daemon;
-        if !filter.is_empty() && !d.knows_server(&filter) {
-            return Err(Status::not_found(format!("no server named {filter:?}")));
+        if !filter.is_empty() && !d.core.knows_server(&filter) {
+            return Err(status::no_such_server(&filter));
         }
-        let snap = d.registry.snapshot();
+        let snap = d.core.registry.snapshot();
         let tools = snap
             .iter()
             .filter(|(_, t)| filter.is_empty() || t.server == filter)
-            .map(|(st, t)| (st, t, d.tool_verdict(t)))
+            .map(|(st, t)| (st, t, d.core.verdict(t)))
             .map(|(st, t, verdict)| pb::Tool {
                 qualified_name: t.qualified_name(),
                 server: t.server.clone(),
@@ -375,16 +277,10 @@ impl Mcpd for Api {
     }
 
     async fn call_tool(&self, req: Request<pb::CallToolRequest>) -> Result<Response<pb::CallToolResponse>, Status> {
-        let app = app_of(&req);
+        let caller = Caller::app(app_of(&req));
         let r = req.into_inner();
-        let d = &self.daemon;
-        let started = tokio::time::Instant::now();
-        let policy = d.policy.load();
-        let pipelines = d.pipelines.load();
-        let env = call_env(d, &policy, &pipelines);
-        let res = call::call_tool(&env, call_request(&r, &app), None).await;
-        record_call(d, &app, &r, started, &res);
-        Ok(Response::new(outcome_pb(res?)))
+        let outcome = self.daemon.core.call(&caller, call_request(&r), None).await?;
+        Ok(Response::new(outcome_pb(outcome)))
     }
 
     type CallToolStreamStream = EventStream<pb::CallToolEvent>;
@@ -393,17 +289,13 @@ impl Mcpd for Api {
         &self,
         req: Request<pb::CallToolRequest>,
     ) -> Result<Response<Self::CallToolStreamStream>, Status> {
-        let app = app_of(&req);
+        let caller = Caller::app(app_of(&req));
         let r = req.into_inner();
         let daemon = self.daemon.clone();
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::CallToolEvent, Status>>(PROGRESS_QUEUE);
         let (p_tx, mut p_rx) = mpsc::channel(PROGRESS_QUEUE);
         tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            let policy = daemon.policy.load();
-            let pipelines = daemon.pipelines.load();
-            let env = call_env(&daemon, &policy, &pipelines);
-            let call = call::call_tool(&env, call_request(&r, &app), Some(p_tx));
+            let call = daemon.core.call(&caller, call_request(&r), Some(p_tx));
             let mut call = std::pin::pin!(call);
             loop {
                 tokio::select! {
@@ -420,7 +312,6 @@ impl Mcpd for Api {
                         let _ = out_tx.try_send(Ok(ev));
                     }
                     res = &mut call => {
-                        record_call(&daemon, &app, &r, started, &res);
                         let msg = res.map(|o| pb::CallToolEvent {
                             event: Some(pb::call_tool_event::Event::Result(outcome_pb(o))),
                         }).map_err(Status::from);
@@ -447,11 +338,7 @@ impl Mcpd for Api {
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<pb::LogsResponse>, Status> {
         let r = req.into_inner();
-        let up = self
-            .daemon
-            .supervisor
-            .upstream(&r.server)
-            .ok_or_else(|| Status::not_found(format!("no server named {:?}", r.server)))?;
+        let up = self.daemon.core.supervisor.upstream(&r.server).ok_or_else(|| status::no_such_server(&r.server))?;
         let n = if r.lines == 0 { usize::MAX } else { r.lines as usize };
         Ok(Response::new(pb::LogsResponse { lines: up.stderr_tail(n) }))
     }
@@ -461,7 +348,7 @@ impl Mcpd for Api {
         req: Request<pb::ListResourcesRequest>,
     ) -> Result<Response<pb::ListResourcesResponse>, Status> {
         let server = req.into_inner().server;
-        let l = resource::list_resources(&self.daemon.supervisor, &server).await?;
+        let l = resource::list_resources(&self.daemon.core.supervisor, &server).await?;
         let resources = l
             .items
             .into_iter()
@@ -483,10 +370,10 @@ impl Mcpd for Api {
         req: Request<pb::ListResourcesRequest>,
     ) -> Result<Response<pb::ListResourceTemplatesResponse>, Status> {
         let server = req.into_inner().server;
-        let l = resource::list_resource_templates(&self.daemon.supervisor, &server).await?;
+        let l = resource::list_resource_templates(&self.daemon.core.supervisor, &server).await?;
         let d = self.daemon.clone();
         let templates = tokio::task::spawn_blocking(move || {
-            let mut checker = Checker::new(&d);
+            let mut checker = Checker::new(&d.core.registry, &d.core.supervisor);
             l.items
                 .into_iter()
                 .map(|(server, t)| {
@@ -504,7 +391,7 @@ impl Mcpd for Api {
                 .collect()
         })
         .await
-        .map_err(|e| Status::internal(format!("listing templates failed: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("listing templates failed: {e}")))?;
         Ok(Response::new(pb::ListResourceTemplatesResponse { templates, errors: l.errors }))
     }
 
@@ -514,8 +401,8 @@ impl Mcpd for Api {
     ) -> Result<Response<pb::ReadResourceResponse>, Status> {
         let r = req.into_inner();
         let d = &self.daemon;
-        let ttl = Duration::from_millis(d.resource_ttl_ms.load(std::sync::atomic::Ordering::Relaxed));
-        let read = resource::read(&d.supervisor, &d.cache, ttl, &r.server, &r.uri, r.fresh).await?;
+        let ttl = d.core.live.load().resource_ttl();
+        let read = resource::read(&d.core.supervisor, &d.cache, ttl, &r.server, &r.uri, r.fresh).await?;
         Ok(Response::new(pb::ReadResourceResponse {
             contents_json: read.entry.contents_json.clone(),
             meta_json: read.entry.meta_json.clone(),
@@ -529,7 +416,7 @@ impl Mcpd for Api {
         req: Request<pb::SubscribeResourceRequest>,
     ) -> Result<Response<pb::SubscribeResourceResponse>, Status> {
         let r = req.into_inner();
-        resource::subscribe(&self.daemon.supervisor, &r.server, &r.uri).await?;
+        resource::subscribe(&self.daemon.core.supervisor, &r.server, &r.uri).await?;
         Ok(Response::new(pb::SubscribeResourceResponse {}))
     }
 
@@ -538,10 +425,10 @@ impl Mcpd for Api {
         req: Request<pb::ListPromptsRequest>,
     ) -> Result<Response<pb::ListPromptsResponse>, Status> {
         let server = req.into_inner().server;
-        let l = resource::list_prompts(&self.daemon.supervisor, &server).await?;
+        let l = resource::list_prompts(&self.daemon.core.supervisor, &server).await?;
         let d = self.daemon.clone();
         let prompts = tokio::task::spawn_blocking(move || {
-            let mut checker = Checker::new(&d);
+            let mut checker = Checker::new(&d.core.registry, &d.core.supervisor);
             l.items
                 .into_iter()
                 .map(|(server, p)| {
@@ -564,13 +451,14 @@ impl Mcpd for Api {
                 .collect()
         })
         .await
-        .map_err(|e| Status::internal(format!("listing prompts failed: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("listing prompts failed: {e}")))?;
         Ok(Response::new(pb::ListPromptsResponse { prompts, errors: l.errors }))
     }
 
     async fn get_prompt(&self, req: Request<pb::GetPromptRequest>) -> Result<Response<pb::GetPromptResponse>, Status> {
         let r = req.into_inner();
-        let res = resource::get_prompt(&self.daemon.supervisor, &r.name, r.arguments.into_iter().collect()).await?;
+        let res =
+            resource::get_prompt(&self.daemon.core.supervisor, &r.name, r.arguments.into_iter().collect()).await?;
         Ok(Response::new(pb::GetPromptResponse {
             description: res.description.clone().unwrap_or_default(),
             messages_json: json_text(&res.messages),
@@ -582,10 +470,12 @@ impl Mcpd for Api {
         let target = match (r.prompt.is_empty(), r.resource_template.is_empty()) {
             (false, true) => CompleteRef::Prompt(r.prompt),
             (true, false) => CompleteRef::ResourceTemplate(r.resource_template),
-            _ => return Err(Status::invalid_argument("give exactly one of `prompt` and `resource_template`")),
+            _ => {
+                return Err(ApiError::BadRequest("give exactly one of `prompt` and `resource_template`".into()).into());
+            }
         };
         let info = resource::complete(
-            &self.daemon.supervisor,
+            &self.daemon.core.supervisor,
             &r.server,
             target,
             &r.argument,
@@ -603,14 +493,14 @@ impl Mcpd for Api {
     async fn trust_list(&self, req: Request<pb::TrustListRequest>) -> Result<Response<pb::TrustListResponse>, Status> {
         let server = req.into_inner().server;
         let d = &self.daemon;
-        if !server.is_empty() && d.supervisor.upstream(&server).is_none() {
-            return Err(Status::not_found(format!("no server named {server:?}")));
+        if !server.is_empty() && d.core.supervisor.upstream(&server).is_none() {
+            return Err(status::no_such_server(&server));
         }
-        let snap = d.registry.snapshot();
+        let snap = d.core.registry.snapshot();
         let mut entries = Vec::new();
         for (_, t) in snap.iter().filter(|(_, t)| server.is_empty() || t.server == server) {
-            let Some(u) = d.supervisor.upstream(&t.server) else { continue };
-            let info = d.trust.describe(&u, t);
+            let Some(u) = d.core.supervisor.upstream(&t.server) else { continue };
+            let info = d.core.trust.describe(&u, t);
             let (state, reason) = match info.verdict {
                 Verdict::Trusted => ("trusted", String::new()),
                 Verdict::Quarantined(why) => ("quarantined", why),
@@ -635,13 +525,10 @@ impl Mcpd for Api {
     async fn trust_diff(&self, req: Request<pb::TrustDiffRequest>) -> Result<Response<pb::TrustDiffResponse>, Status> {
         let name = req.into_inner().name;
         let d = &self.daemon;
-        let snap = d.registry.snapshot();
-        let (_, entry) = snap.resolve(&name).ok_or_else(|| Status::not_found(format!("no tool named {name:?}")))?;
-        let u = d
-            .supervisor
-            .upstream(&entry.server)
-            .ok_or_else(|| Status::not_found(format!("no server named {:?}", entry.server)))?;
-        let diff = d.trust.diff(&u, entry);
+        let snap = d.core.registry.snapshot();
+        let (_, entry) = snap.resolve(&name).ok_or_else(|| ApiError::NoSuchTool(name.clone()))?;
+        let u = d.core.supervisor.upstream(&entry.server).ok_or_else(|| status::no_such_server(&entry.server))?;
+        let diff = d.core.trust.diff(&u, entry);
         Ok(Response::new(pb::TrustDiffResponse {
             old_json: diff.old_json,
             new_json: diff.new_json,
@@ -672,7 +559,7 @@ impl Mcpd for Api {
         let records = store
             .read_audit(limit, server)
             .await
-            .map_err(|e| Status::internal(format!("cannot read the audit log: {e}")))?
+            .map_err(|e| ApiError::Internal(format!("cannot read the audit log: {e}")))?
             .into_iter()
             .map(|e| pb::AuditRecord {
                 unix_ms: e.unix_ms,
@@ -683,6 +570,8 @@ impl Mcpd for Api {
                 message: e.message,
                 duration_us: e.duration_us,
                 redactions: e.redactions,
+                via: e.via,
+                run_id: e.run_id,
             })
             .collect();
         Ok(Response::new(pb::AuditResponse { records }))
@@ -691,14 +580,14 @@ impl Mcpd for Api {
     type RunAgentStream = EventStream<pb::AgentEvent>;
 
     async fn run_agent(&self, req: Request<pb::RunAgentRequest>) -> Result<Response<Self::RunAgentStream>, Status> {
+        let app = app_of(&req);
         let r = req.into_inner();
         let d = self.daemon.clone();
         // Refuse up front what cannot run, so the caller gets a status rather than a stream.
         if r.task.trim().is_empty() {
-            return Err(Status::invalid_argument("the task is empty"));
+            return Err(ApiError::BadRequest("the task is empty".into()).into());
         }
-        agent::pick_provider(&d.providers.load(), &r.provider)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let provider = agent::pick_provider(&d.core.live.load().providers, &r.provider).map_err(ApiError::from)?;
         let spec = agent::AgentSpec {
             task: r.task,
             provider: r.provider,
@@ -711,13 +600,15 @@ impl Mcpd for Api {
             max_tokens: r.max_tokens,
             deadline: timeout_of(r.deadline_ms),
         };
-        let run_id = agent::run_id();
+        let run_id = call::run_id();
+        // Every tool call of the run is audited with the app that asked and this run.
+        let caller = Caller::app(app).in_run("agent", run_id.clone());
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::AgentEvent, Status>>(agent::EVENT_QUEUE);
         let (ev_tx, mut ev_rx) = mpsc::channel(agent::EVENT_QUEUE);
         let cancel = d.stopping.child_token();
         tracing::info!(run = %run_id, "agent run started");
         tokio::spawn(async move {
-            let run = agent::run(d, spec, &run_id, ev_tx, cancel.clone());
+            let run = agent::run(d.core.as_ref(), provider, &caller, spec, ev_tx, cancel.clone());
             let mut run = std::pin::pin!(run);
             let result = loop {
                 tokio::select! {
@@ -741,12 +632,7 @@ impl Mcpd for Api {
                 let _ = out_tx.send(Ok(agent_event_pb(&run_id, ev))).await;
             }
             if let Err(e) = result {
-                let status = match e {
-                    agent::AgentError::Cancelled => Status::cancelled(e.to_string()),
-                    agent::AgentError::Llm(_) => Status::unavailable(e.to_string()),
-                    _ => Status::failed_precondition(e.to_string()),
-                };
-                let _ = out_tx.send(Err(status)).await;
+                let _ = out_tx.send(Err(ApiError::from(e).into())).await;
             }
             tracing::info!(run = %run_id, "agent run finished");
         });
@@ -758,7 +644,7 @@ impl Mcpd for Api {
     async fn auth_login(&self, req: Request<pb::AuthLoginRequest>) -> Result<Response<Self::AuthLoginStream>, Status> {
         let server = req.into_inner().server;
         let upstream = self.oauth_upstream(&server)?;
-        let login = self.daemon.oauth.login(upstream, false, true).await.map_err(oauth_status)?;
+        let login = self.daemon.core.oauth.login(upstream, false, true).await.map_err(ApiError::from)?;
         let (tx, rx) = mpsc::channel::<Result<pb::AuthLoginEvent, Status>>(4);
         let ev = |e| Ok(pb::AuthLoginEvent { event: Some(e) });
         let _ = tx.send(ev(pb::auth_login_event::Event::AuthorizationUrl(login.url))).await;
@@ -781,13 +667,13 @@ impl Mcpd for Api {
     ) -> Result<Response<pb::AuthStatusResponse>, Status> {
         let server = req.into_inner().server;
         let upstreams = if server.is_empty() {
-            self.daemon.supervisor.upstreams().into_iter().filter(|u| u.config.oauth.is_some()).collect()
+            self.daemon.core.supervisor.upstreams().into_iter().filter(|u| u.config.oauth.is_some()).collect()
         } else {
             vec![self.oauth_upstream(&server)?]
         };
         let mut servers = Vec::with_capacity(upstreams.len());
         for u in upstreams {
-            let i = self.daemon.oauth.info(&u).await;
+            let i = self.daemon.core.oauth.info(&u).await;
             servers.push(pb::AuthServerStatus {
                 server: i.server,
                 grant: i.grant.to_owned(),
@@ -809,7 +695,7 @@ impl Mcpd for Api {
         req: Request<pb::AuthLogoutRequest>,
     ) -> Result<Response<pb::AuthLogoutResponse>, Status> {
         let upstream = self.oauth_upstream(&req.into_inner().server)?;
-        let (removed, revocation) = self.daemon.oauth.logout(&upstream).await.map_err(oauth_status)?;
+        let (removed, revocation) = self.daemon.core.oauth.logout(&upstream).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::AuthLogoutResponse { removed, revocation }))
     }
 
@@ -819,27 +705,16 @@ impl Mcpd for Api {
         &self,
         req: Request<pb::RunPipelineRequest>,
     ) -> Result<Response<Self::RunPipelineStream>, Status> {
-        let app = app_of(&req);
+        let caller = Caller::app(app_of(&req));
         let r = req.into_inner();
         let d = self.daemon.clone();
-        if !d.pipelines.load().contains_key(&r.name) {
-            return Err(Status::not_found(format!("no pipeline named {:?}", r.name)));
+        if !d.core.live.load().pipelines().contains_key(&r.name) {
+            return Err(ApiError::NoSuchPipeline(r.name).into());
         }
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::PipelineEvent, Status>>(PROGRESS_QUEUE);
         let (ev_tx, mut ev_rx) = mpsc::channel(PROGRESS_QUEUE);
         tokio::spawn(async move {
-            let policy = d.policy.load();
-            let pipelines = d.pipelines.load();
-            let env = call_env(&d, &policy, &pipelines);
-            let qualified = format!("pipeline.{}", r.name);
-            let req = call::CallRequest {
-                name: &qualified,
-                arguments_json: &r.arguments_json,
-                timeout: timeout_of(r.timeout_ms),
-                confirm: false,
-                app: &app,
-            };
-            let run = call::call_pipeline(&env, req, &r.name, Some(ev_tx));
+            let run = d.core.run_pipeline(&caller, &r.name, &r.arguments_json, timeout_of(r.timeout_ms), ev_tx);
             let mut run = std::pin::pin!(run);
             let res = loop {
                 tokio::select! {
@@ -871,14 +746,14 @@ impl Mcpd for Api {
         let mut inbound = req.into_inner();
         let hello = match inbound.message().await? {
             Some(pb::AttachClientMessage { msg: Some(pb::attach_client_message::Msg::Hello(h)) }) => h,
-            _ => return Err(Status::invalid_argument("the first Attach message must be `hello`")),
+            _ => return Err(ApiError::BadRequest("the first Attach message must be `hello`".into()).into()),
         };
         if !hello.elicitation && !hello.sampling {
-            return Err(Status::invalid_argument("hello must ask for elicitation and/or sampling requests"));
+            return Err(ApiError::BadRequest("hello must ask for elicitation and/or sampling requests".into()).into());
         }
         for s in &hello.servers {
-            if self.daemon.supervisor.upstream(s).is_none() {
-                return Err(Status::not_found(format!("no server named {s:?}")));
+            if self.daemon.core.supervisor.upstream(s).is_none() {
+                return Err(status::no_such_server(s));
             }
         }
         let mut attachment = self.daemon.attachments.attach(Hello {
@@ -979,13 +854,5 @@ impl Mcpd for Api {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
-    }
-}
-
-fn oauth_status(e: oauth::OAuthError) -> Status {
-    match e {
-        oauth::OAuthError::UnknownServer(_) => Status::not_found(e.to_string()),
-        oauth::OAuthError::NotOAuth(_) => Status::failed_precondition(e.to_string()),
-        _ => Status::unavailable(e.to_string()),
     }
 }

@@ -1,36 +1,81 @@
 //! The one place where errors become gRPC statuses, each with a stable code and a message a person can act on.
 use tonic::{Code, Status};
 
-use crate::error::CallError;
+use crate::{
+    agent::AgentError,
+    error::{CallError, ErrorKind},
+    oauth::OAuthError,
+    trust::TrustError,
+};
 
-impl From<CallError> for Status {
-    fn from(e: CallError) -> Self {
-        Status::new(code(&e), e.to_string())
+/// The gRPC code of each error kind (the kinds are named after them).
+pub(super) fn code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+        ErrorKind::Cancelled => Code::Cancelled,
+        ErrorKind::Internal => Code::Internal,
+        ErrorKind::Unknown => Code::Unknown,
     }
 }
 
-/// The one mapping of call-path errors to gRPC codes (also named in the audit log).
-pub(super) fn code(e: &CallError) -> Code {
-    match e {
-        CallError::NoSuchTool { .. } | CallError::NoSuchServer(_) => Code::NotFound,
-        CallError::Unqualified(_)
-        | CallError::BadJson(_)
-        | CallError::InvalidArguments { .. }
-        | CallError::BadRequest(_) => Code::InvalidArgument,
-        CallError::Unavailable { .. } | CallError::ConnectionLost { .. } => Code::Unavailable,
-        CallError::Busy { .. } => Code::ResourceExhausted,
-        CallError::Unsupported { .. } | CallError::Quarantined { .. } | CallError::Unauthorized { .. } => {
-            Code::FailedPrecondition
-        }
-        CallError::Denied { .. } | CallError::InputRefused { .. } => Code::PermissionDenied,
-        CallError::RateLimited { .. } => Code::ResourceExhausted,
-        CallError::Deadline { .. } => Code::DeadlineExceeded,
-        // The server answered, but with a JSON-RPC error: invalid params is the
-        // caller's to fix; anything else is the server's.
-        CallError::Upstream { code, .. } if *code == -32602 => Code::InvalidArgument,
-        CallError::Upstream { code, .. } if *code == -32601 => Code::NotFound,
-        CallError::Upstream { .. } | CallError::Protocol { .. } => Code::Unknown,
+impl From<CallError> for Status {
+    fn from(e: CallError) -> Self {
+        Status::new(code(e.kind()), e.to_string())
     }
+}
+
+/// Errors of requests that are not calls (trust verbs, OAuth, agent runs, reads of the
+/// store) that the handlers meet.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ApiError {
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("no pipeline named {0:?}")]
+    NoSuchPipeline(String),
+    #[error("no tool named {0:?}")]
+    NoSuchTool(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let code = match &e {
+            ApiError::Call(c) => code(c.kind()),
+            ApiError::Trust(TrustError::NoSuchServer(_) | TrustError::NoSuchTool { .. }) => Code::NotFound,
+            ApiError::Trust(TrustError::PinnedByConfig(_)) => Code::FailedPrecondition,
+            ApiError::Trust(TrustError::Store(_)) => Code::Unavailable,
+            ApiError::OAuth(OAuthError::UnknownServer(_)) => Code::NotFound,
+            ApiError::OAuth(OAuthError::NotOAuth(_)) => Code::FailedPrecondition,
+            ApiError::OAuth(_) => Code::Unavailable,
+            ApiError::Agent(AgentError::Cancelled) => Code::Cancelled,
+            ApiError::Agent(AgentError::Llm(_)) => Code::Unavailable,
+            ApiError::Agent(_) => Code::FailedPrecondition,
+            ApiError::NoSuchPipeline(_) | ApiError::NoSuchTool(_) => Code::NotFound,
+            ApiError::BadRequest(_) => Code::InvalidArgument,
+            ApiError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+/// A not-found status for a server name (the same message everywhere).
+pub(super) fn no_such_server(name: &str) -> Status {
+    CallError::NoSuchServer(name.to_owned()).into()
 }
 
 #[cfg(test)]
@@ -46,5 +91,28 @@ mod tests {
         assert_eq!(s.code(), Code::DeadlineExceeded);
         let s: Status = CallError::Upstream { server: "a".into(), code: -32602, message: "bad".into() }.into();
         assert_eq!(s.code(), Code::InvalidArgument);
+        let s: Status = ApiError::Trust(TrustError::PinnedByConfig("a.b".into())).into();
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        let s: Status = ApiError::Agent(AgentError::Cancelled).into();
+        assert_eq!(s.code(), Code::Cancelled);
+    }
+
+    #[test]
+    fn kinds_are_named_like_grpc_codes() {
+        // The audit log records kind names; they must read like the statuses apps see.
+        for k in [
+            ErrorKind::NotFound,
+            ErrorKind::InvalidArgument,
+            ErrorKind::Unavailable,
+            ErrorKind::ResourceExhausted,
+            ErrorKind::FailedPrecondition,
+            ErrorKind::PermissionDenied,
+            ErrorKind::DeadlineExceeded,
+            ErrorKind::Cancelled,
+            ErrorKind::Internal,
+            ErrorKind::Unknown,
+        ] {
+            assert_eq!(format!("{:?}", code(k)), k.as_str());
+        }
     }
 }

@@ -48,6 +48,10 @@ enum Command {
         /// Redraw every SECS seconds until interrupted (default 2).
         #[arg(long, short, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
         watch: Option<f64>,
+        /// First wait (at most SECS seconds, default 60) until no server is `starting`, so the
+        /// table shows where each server settled.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "60", conflicts_with = "watch")]
+        settle: Option<f64>,
     },
     /// List tools (of one server, or all).
     Tools {
@@ -109,7 +113,7 @@ enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
-    /// The audit log: every call with app, tool, argument hash, outcome and duration.
+    /// The audit log: every call with app (and the agent or pipeline run it was a step of), tool, argument hash, outcome and duration.
     Audit {
         /// Only calls to this server.
         server: Option<String>,
@@ -318,7 +322,7 @@ fn serve(socket: Option<PathBuf>, config_path: Option<PathBuf>, state_dir: Optio
         }
     };
     init_tracing(cfg.daemon.log_format, &cfg.daemon.log_level);
-    let opts = mcpd::daemon::ServeOptions {
+    let opts = mcpd::serve::ServeOptions {
         config_path: config_path.canonicalize().unwrap_or(config_path),
         socket: socket.unwrap_or_else(|| cfg.socket_path()),
         state_dir: state_dir.unwrap_or_else(|| cfg.state_dir()),
@@ -331,7 +335,7 @@ fn serve(socket: Option<PathBuf>, config_path: Option<PathBuf>, state_dir: Optio
             return ExitCode::from(EXIT_SOFTWARE);
         }
     };
-    match rt.block_on(mcpd::daemon::serve(cfg, opts)) {
+    match rt.block_on(mcpd::serve::serve(cfg, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -407,12 +411,36 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
         None => Client::connect_default().await?,
     };
     match cmd {
-        Command::Status { json, watch } => {
+        Command::Status { json, watch, settle } => {
             let every = match watch {
                 Some(t) if t.is_finite() && t >= 0.1 => Some(Duration::from_secs_f64(t)),
                 Some(_) => anyhow::bail!("--watch takes a number of seconds, at least 0.1"),
                 None => None,
             };
+            match settle {
+                Some(t) if t.is_finite() && t >= 0.0 => {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(t);
+                    loop {
+                        let st = client.status().await?;
+                        let starting: Vec<&str> = st
+                            .servers
+                            .iter()
+                            .filter(|s| s.state == mcpd_client::proto::ServerState::Starting as i32)
+                            .map(|s| s.name.as_str())
+                            .collect();
+                        if starting.is_empty() {
+                            break;
+                        }
+                        if tokio::time::Instant::now() >= deadline {
+                            eprintln!("still starting after {t}s: {}", starting.join(", "));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                Some(_) => anyhow::bail!("--settle takes a number of seconds"),
+                None => {}
+            }
             loop {
                 let st = client.status().await?;
                 if json {

@@ -380,12 +380,20 @@ pub(crate) fn trust_json(entries: &[pb::TrustEntry]) -> Value {
 }
 
 pub(crate) fn audit_table(records: &[pb::AuditRecord]) -> String {
-    let mut rows = vec![["TIME (UNIX MS)", "APP", "TOOL", "OUTCOME", "DURATION", "ARGS"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["TIME (UNIX MS)", "APP", "VIA", "TOOL", "OUTCOME", "DURATION", "ARGS"].map(String::from).to_vec()];
     for r in records {
         let args = r.arguments_sha256.strip_prefix("sha256:").unwrap_or(&r.arguments_sha256);
+        // A step of a run: what made it and the run's id (its first 8 hex digits; --json has all).
+        let via = if r.via.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{} {}", cell(&r.via, 40), r.run_id.chars().take(8).collect::<String>())
+        };
         rows.push(vec![
             r.unix_ms.to_string(),
             r.app.clone(),
+            via,
             cell(&r.tool, 60),
             if r.redactions > 0 { format!("{} ({} redacted)", r.outcome, r.redactions) } else { r.outcome.clone() },
             format!("{}µs", r.duration_us),
@@ -403,7 +411,7 @@ pub(crate) fn audit_json(records: &[pb::AuditRecord]) -> Value {
                 json!({
                     "unix_ms": r.unix_ms, "app": r.app, "tool": r.tool, "arguments_sha256": r.arguments_sha256,
                     "outcome": r.outcome, "message": r.message, "duration_us": r.duration_us,
-                    "redactions": r.redactions,
+                    "redactions": r.redactions, "via": r.via, "run_id": r.run_id,
                 })
             })
             .collect(),

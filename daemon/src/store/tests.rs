@@ -73,7 +73,7 @@ async fn pins_survive_reopen_and_audit_is_bounded_newest_first() {
                 outcome: "ok".into(),
                 message: String::new(),
                 duration_us: 1,
-                redactions: 0,
+                ..Default::default()
             };
             audit.append(e);
         }

@@ -1,6 +1,7 @@
 //! End-to-end tests: a real `mcpd` binary, real MCP peers (npm reference servers, the
 //! official Python SDK, a PyPI reference server) and our fault-injection server.
 mod agent;
+mod audit;
 mod auth;
 mod cli;
 mod faults;

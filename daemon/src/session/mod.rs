@@ -32,12 +32,14 @@ use crate::{
     reaper::Reaper,
     registry::{Registry, build_server_tools},
     requests::ServerRequests,
-    resource,
+    state::ServerState,
     store::{Store, StoredTools},
     transport::{self, AnyTransport, limit::FaultSlot, stdio::StdioChild},
-    upstream::{ServerState, Upstream},
+    upstream::Upstream,
     util::unix_ms,
 };
+
+mod subscription;
 
 /// A list_changed burst (servers often send several) becomes one re-list.
 const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(250);
@@ -87,17 +89,17 @@ impl ClientHandler for Handler {
 
     async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _: NotificationContext<RoleClient>) {
         let n = rmcp::model::ResourceUpdatedNotification::new(params);
-        resource::on_notification(&self.upstream, &self.cache, &n.into());
+        subscription::on_notification(&self.upstream, &self.cache, &n.into());
     }
 
     async fn on_resource_list_changed(&self, _: NotificationContext<RoleClient>) {
         let n = rmcp::model::ResourceListChangedNotification::default();
-        resource::on_notification(&self.upstream, &self.cache, &n.into());
+        subscription::on_notification(&self.upstream, &self.cache, &n.into());
     }
 
     async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
         let n = rmcp::model::PromptListChangedNotification::default();
-        resource::on_notification(&self.upstream, &self.cache, &n.into());
+        subscription::on_notification(&self.upstream, &self.cache, &n.into());
     }
 
     async fn create_elicitation(
@@ -605,9 +607,9 @@ async fn serve(
     // In the stateless era list changes and resource updates only arrive on a
     // subscriptions/listen stream; in the session era subscriptions are renewed here.
     let listen_task = if stateless {
-        Some(tokio::spawn(resource::listen_loop(upstream.clone(), peer.clone(), ctx.cache.clone())))
+        Some(tokio::spawn(subscription::listen_loop(upstream.clone(), peer.clone(), ctx.cache.clone())))
     } else {
-        resource::resubscribe(upstream, &peer).await;
+        subscription::resubscribe(upstream, &peer).await;
         None
     };
 

@@ -1,0 +1,217 @@
+//! Wires the daemon together and runs it: store, reaper, call core, supervisor, the API
+//! socket, signals (TERM/INT stop, HUP reload), systemd notification, and the bounded
+//! shutdown sequence.
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{self, Api},
+    attach::Attachments,
+    cache::ResourceCache,
+    call::CallCore,
+    config::Config,
+    daemon::{Daemon, notify_systemd, publish_pipelines},
+    event::EventBus,
+    live::Live,
+    metrics::Metrics,
+    reaper::Reaper,
+    registry::Registry,
+    requests::ServerRequests,
+    sampling::Sampler,
+    session::SessionContext,
+    store::{Store, StoreError},
+    supervisor::Supervisor,
+    trust::Trust,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bind(#[from] api::server::BindError),
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Where to put things, after CLI overrides.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_path: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    /// The `mcpd` executable, started again as `mcpd __reaper`; `None` disables the reaper.
+    pub reaper_exe: Option<PathBuf>,
+}
+
+/// Runs until SIGTERM/SIGINT. Only startup errors are returned; a failing server never
+/// ends the daemon.
+pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    let state_dir = opts.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await.map_err(StoreError::from)??;
+    let reaper = match &opts.reaper_exe {
+        Some(exe) => match Reaper::start(exe) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the reaper; server processes may outlive a crashed daemon");
+                None
+            }
+        },
+        None => None,
+    };
+    let root = CancellationToken::new();
+    let registry = Arc::new(Registry::default());
+    let events = EventBus::default();
+    let attachments = Arc::new(Attachments::default());
+    let cache = ResourceCache::new(config.daemon.resource_cache_bytes as u64);
+    let audit_max = Arc::new(std::sync::atomic::AtomicUsize::new(config.daemon.audit_max_entries));
+    let live = Live::handle(config.clone());
+    let sampler = Arc::new(Sampler::new(live.clone(), attachments.clone(), &config));
+    let requests = Arc::new(ServerRequests { attachments: attachments.clone(), sampler });
+    let trust_store = store.clone();
+    let trust =
+        Arc::new(tokio::task::spawn_blocking(move || Trust::load(Some(trust_store))).await.map_err(StoreError::from)??);
+    trust.tofu_window_ms.store(config.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    let metrics = Arc::new(Metrics::default());
+    let oauth = Arc::new(crate::oauth::OAuth::new(Some(store.clone())));
+    let ctx = SessionContext {
+        registry: registry.clone(),
+        attachments: attachments.clone(),
+        cache: cache.clone(),
+        metrics: metrics.clone(),
+        trust: trust.clone(),
+        requests: requests.clone(),
+        store: Some(store.clone()),
+        reaper,
+        oauth: oauth.clone(),
+    };
+    let core = Arc::new(CallCore {
+        registry,
+        supervisor: Arc::new(Supervisor::new(ctx, events.clone(), root.child_token())),
+        trust,
+        requests,
+        oauth,
+        metrics: metrics.clone(),
+        audit: Some(store.start_audit(audit_max.clone())),
+        live,
+    });
+    let daemon = Arc::new(Daemon {
+        core,
+        events,
+        attachments,
+        cache,
+        store: Some(store.clone()),
+        started: Instant::now(),
+        config_path: opts.config_path.clone(),
+        socket_path: opts.socket.clone(),
+        state_dir: opts.state_dir.clone(),
+        audit_max_entries: audit_max,
+        reload_lock: tokio::sync::Mutex::new(()),
+        stopping: CancellationToken::new(),
+    });
+
+    let listener = api::server::bind(&opts.socket).await?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+
+    let report = daemon.core.supervisor.apply(&config).await;
+    daemon.core.oauth.prune(&daemon.core.supervisor.upstreams()).await;
+    publish_pipelines(&daemon.core.registry, &config).await;
+    tracing::info!(servers = report.added.len(), socket = %opts.socket.display(), "mcpd serving");
+
+    let api_stop = CancellationToken::new();
+    let mut api_task = tokio::spawn(api::server::serve(Api { daemon: daemon.clone() }, listener, api_stop.clone()));
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog(root.clone());
+    {
+        // Idle per-app rate buckets are dropped now and then so apps that come and go
+        // cannot grow memory.
+        let (d, stop) = (daemon.clone(), root.child_token());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => d.core.live.load().policy.retain_recent(),
+                }
+            }
+        });
+    }
+    if let Some(addr) = config.daemon.metrics_listen {
+        let (m, stop) = (metrics.clone(), root.child_token());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, m, stop).await {
+                tracing::error!(%addr, error = %e, "cannot serve metrics");
+            }
+        });
+    }
+
+    let grace = config.daemon.shutdown_grace;
+    let api_result = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break None,
+            _ = sigint.recv() => break None,
+            _ = sighup.recv() => {
+                let outcome = daemon.reload().await;
+                if !outcome.applied {
+                    tracing::error!("config reload rejected, keeping the running config:\n{}", outcome.problems.join("\n"));
+                }
+            }
+            r = &mut api_task => break Some(r),
+        }
+    };
+    tracing::info!("shutting down");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // Order: stop taking RPCs, stop sessions (reaping children), flush the store.
+    api_stop.cancel();
+    daemon.stopping.cancel();
+    let shutdown = async {
+        let api_done = async {
+            if api_result.is_none() {
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut api_task).await;
+            }
+        };
+        // Sessions stop while the last RPCs drain; calls still running fail as their servers go.
+        tokio::join!(api_done, daemon.core.supervisor.shutdown(grace));
+        if let Some(audit) = &daemon.core.audit {
+            audit.close(Duration::from_secs(2)).await;
+        }
+        if let Err(e) = store.flush().await {
+            tracing::warn!(error = %e, "store flush failed");
+        }
+    };
+    // Stopping sessions is bounded per session; this outer bound catches anything else.
+    if tokio::time::timeout(grace + Duration::from_secs(5), shutdown).await.is_err() {
+        tracing::warn!("shutdown did not finish within {grace:?}; exiting anyway");
+    }
+    root.cancel();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    match api_result {
+        Some(Ok(Err(e))) => Err(ServeError::Grpc(e)),
+        _ => Ok(()),
+    }
+}
+
+fn spawn_watchdog(root: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    let every = sd_notify::watchdog_enabled()? / 2;
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = root.cancelled() => return,
+                _ = tick.tick() => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            }
+        }
+    }))
+}
