@@ -317,7 +317,7 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
             "allow_loopback" => set(&mut out.allow_loopback, ctx.boolean("oauth.allow_loopback", v)),
             "allow" => {
                 let check = |entry: &str| {
-                    let policy = crate::ssrf::SsrfPolicy { allow_loopback: false, allow: vec![entry.to_owned()] };
+                    let policy = mcpd_guard::ssrf::SsrfPolicy { allow_loopback: false, allow: vec![entry.to_owned()] };
                     policy.validate().err().map(|e| e.to_string())
                 };
                 set(&mut out.allow, ctx.strings("oauth.allow", v, false, &check))
@@ -345,7 +345,7 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
 
 /// A client ID metadata document URL: https with a path other than `/`.
 fn is_cimd_url(url: &str) -> bool {
-    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some() && u.path() != "/")
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some() && u.path() != "/")
 }
 
 /// `roots = ["/srv/data", "file:///home/me/src"]`: absolute paths or `file://` URIs.
@@ -363,7 +363,7 @@ fn trust_options() -> Vec<(&'static str, TrustMode)> {
 }
 
 /// A rate such as "10/s", "600/m" or "100/10s".
-pub(crate) fn rate(ctx: &mut FileCtx<'_>, key: &str, v: &Val<'_>) -> Option<crate::limit::Rate> {
+pub(crate) fn rate(ctx: &mut FileCtx<'_>, key: &str, v: &Val<'_>) -> Option<crate::rate::Rate> {
     let text = ctx.string(key, v)?;
     match text.parse() {
         Ok(r) => Some(r),
@@ -400,7 +400,7 @@ fn parse_pins(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<BTreeMap<String, Str
 }
 
 /// `tool_rate_limits = { tool = "10/s" }`.
-fn parse_tool_rates(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<BTreeMap<String, crate::limit::Rate>> {
+fn parse_tool_rates(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<BTreeMap<String, crate::rate::Rate>> {
     let table = ctx.table("tool_rate_limits", v)?;
     let mut out = BTreeMap::new();
     let mut ok = true;

@@ -1,6 +1,7 @@
-//! Durable state in sled: last-known tool lists, remembered protocol eras, trust pins, OAuth credentials, the audit log. The only module that touches `sled`.
+//! Durable state in sled: last-known tool lists, remembered protocol eras, trust pins, OAuth credentials, the audit log. The only crate that depends on `sled`.
 //!
 //! Every call runs on the blocking pool so the async runtime never waits on disk.
+#![forbid(unsafe_code)]
 use std::{
     path::{Path, PathBuf},
     sync::{
@@ -372,7 +373,7 @@ fn audit_writer(
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             pending.push(AuditEntry {
-                unix_ms: crate::util::unix_ms(),
+                unix_ms: unix_ms(),
                 app: "mcpd".into(),
                 tool: String::new(),
                 arguments_sha256: String::new(),
@@ -488,4 +489,9 @@ impl rmcp::transport::auth::CredentialStore for OAuthCredentials {
         let guard = self.slot.refresh.clone().lock_owned().await;
         Ok(Some(rmcp::transport::auth::CredentialRefreshGuard::new(guard)))
     }
+}
+
+/// Milliseconds since the Unix epoch (wall clock, for the records' display only).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -34,7 +34,7 @@ pub struct Config {
 pub struct SamplingConfig {
     pub route: SamplingRoute,
     /// Requests per period from one server.
-    pub rate: Option<crate::limit::Rate>,
+    pub rate: Option<crate::rate::Rate>,
     /// Cap on a request's `maxTokens`.
     pub max_tokens: u32,
     /// Requests of one server in flight at once (nested requests count).
@@ -81,7 +81,7 @@ pub struct DaemonConfig {
     /// Loopback address for the Prometheus text endpoint (`/metrics`); `None`: off.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Calls per period from one calling app (told apart by Unix peer credentials).
-    pub app_rate_limit: Option<crate::limit::Rate>,
+    pub app_rate_limit: Option<crate::rate::Rate>,
     /// Audit records kept (oldest dropped first).
     pub audit_max_entries: usize,
     /// `trust = "tofu"`: tools a server lists this soon after it is first trusted are
@@ -158,9 +158,9 @@ pub struct ServerConfig {
     /// Redact secrets (API keys, tokens, private keys, passwords) from results.
     pub redact_secrets: bool,
     /// Calls per period to this server as a whole.
-    pub rate_limit: Option<crate::limit::Rate>,
+    pub rate_limit: Option<crate::rate::Rate>,
     /// Calls per period to one tool, by tool name.
-    pub tool_rate_limits: BTreeMap<String, crate::limit::Rate>,
+    pub tool_rate_limits: BTreeMap<String, crate::rate::Rate>,
     /// Tools annotated `destructiveHint` need the caller's explicit confirmation.
     pub confirm_destructive: bool,
     /// Overrides `[sampling]` for this server.
@@ -414,7 +414,7 @@ impl ToolFilter {
 
 /// Matches `*` (any run) and `?` (one char); iterative with single-star
 /// backtracking so pathological patterns stay linear-ish.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::LlmError;
-use crate::config::redact_url;
+use mcpd_config::redact_url;
 
 /// Longest single wait between attempts, whatever the provider asks for.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -159,7 +159,7 @@ impl Endpoint {
         // The full URL may carry a secret (a key in the query of a gateway URL): only its origin is named.
         let e = e.without_url();
         // reqwest's Display omits the cause ("error sending request"); the chain says what happened.
-        let text = format!("POST {}: {}", redact_url(&self.url), crate::util::error_chain(&e));
+        let text = format!("POST {}: {}", redact_url(&self.url), mcpd_guard::error_chain(&e));
         LlmError::Transport(redact(&text, &self.secrets))
     }
 

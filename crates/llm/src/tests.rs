@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::http::{INITIAL_BACKOFF, MAX_WAIT, backoff_delay, excerpt, parse_retry_after, redact, retry_after};
 use super::*;
-use crate::config::{LlmConfig, LlmKind, Secret};
+use mcpd_config::{LlmConfig, LlmKind, Secret};
 
 fn tool(name: &str) -> ToolSpec {
     ToolSpec {

@@ -37,11 +37,11 @@ const MAX_BRANCHES: usize = 32;
 const MAX_ROUTES: usize = 32;
 
 /// The prefix of tools that are pipelines.
-pub(crate) const PIPELINE_SERVER: &str = "pipeline";
+pub const PIPELINE_SERVER: &str = "pipeline";
 
 /// A piece of a templated string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Piece<'s> {
+pub enum Piece<'s> {
     Text(&'s str),
     /// The reference inside `{{...}}`, trimmed, e.g. `steps.geo.structured.lat`.
     Ref(&'s str),
@@ -49,7 +49,7 @@ pub(crate) enum Piece<'s> {
 
 /// Splits `s` into text and `{{reference}}` pieces. There is no escape for a
 /// literal `{{`: arguments that need one cannot be written as templates.
-pub(crate) fn parse_template(s: &str) -> Result<Vec<Piece<'_>>, String> {
+pub fn parse_template(s: &str) -> Result<Vec<Piece<'_>>, String> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
@@ -72,7 +72,7 @@ pub(crate) fn parse_template(s: &str) -> Result<Vec<Piece<'_>>, String> {
 }
 
 /// The dot-separated segments of a reference; numeric segments also index arrays.
-pub(crate) fn split_path(path: &str) -> Result<Vec<&str>, String> {
+pub fn split_path(path: &str) -> Result<Vec<&str>, String> {
     if path.is_empty() {
         return Err("empty reference, use e.g. {{input.NAME}} or {{steps.ID.text}}".to_owned());
     }

@@ -14,6 +14,7 @@
 //! Tool names are not rewritten here: both APIs accept only `^[a-zA-Z0-9_-]{1,64}$`, so callers that
 //! expose names such as `server.tool` keep their own alias table, and an invalid name is refused
 //! with [`LlmError::InvalidRequest`] before anything is sent.
+#![forbid(unsafe_code)]
 
 mod anthropic;
 mod error;
@@ -31,8 +32,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 pub use error::LlmError;
 pub use model::{ChatRequest, ChatResponse, Message, Part, Role, StopReason, ToolChoice, ToolSpec, Usage};
 
-use crate::config::{LlmConfig, LlmKind, redact_url};
 use http::Endpoint;
+use mcpd_config::{LlmConfig, LlmKind, redact_url};
 
 /// One configured provider (either wire format). Cheap to clone: clones share the HTTP client and
 /// its connection pool.

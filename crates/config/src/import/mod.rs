@@ -291,7 +291,7 @@ fn self_check(toml: &str, names: &[String]) -> Result<(), ImportError> {
 /// resolve to a URL so that a `url` made only of a variable passes the URL check.
 fn check_toml(toml: &str) -> Result<usize, Vec<String>> {
     let env = |_: &str| Some("http://x".to_owned());
-    match crate::config::load_str(toml, Path::new("import.toml"), &env) {
+    match crate::load_str(toml, Path::new("import.toml"), &env) {
         Ok(cfg) => Ok(cfg.servers.len()),
         Err(e) => Err(e.problems.into_iter().map(|p| p.message).collect()),
     }

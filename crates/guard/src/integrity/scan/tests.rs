@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const HOSTILE: &str = include_str!("../../../../tests/integrity-corpus/hostile.json");
-const BENIGN: &str = include_str!("../../../../tests/integrity-corpus/benign.json");
+const HOSTILE: &str = include_str!("../../../../../tests/integrity-corpus/hostile.json");
+const BENIGN: &str = include_str!("../../../../../tests/integrity-corpus/benign.json");
 
 /// Corpus entries minus the bookkeeping fields (`why`, `source`), which are not part of a
 /// definition and would otherwise be scanned too.

@@ -1,4 +1,5 @@
-//! Config: parse, validate (collecting every problem), resolve secrets.
+//! mcpd's config: parse, validate (collecting every problem), resolve secrets; and
+//! [`import`], which turns other MCP clients' configs into mcpd's.
 //!
 //! The config is TOML: an optional `[daemon]` table, `[servers.NAME]`
 //! tables and `[llm.NAME]` tables (LLM providers), plus more
@@ -13,16 +14,20 @@
 //! (relative to the file that mentions it, trailing newlines trimmed);
 //! `$${` is a literal `${`. `env` and `headers` values are [`Secret`]s.
 //!
-//! `[[pipelines]]` (composed tools, see [`crate::pipeline`]) live in the main
+//! `[[pipelines]]` (composed tools, run by the daemon's pipeline engine) live in the main
 //! file and are validated after the includes, since their steps name servers
 //! that included files may define.
 
+#![forbid(unsafe_code)]
+
+pub mod import;
 mod llm;
 mod load;
 mod model;
 mod paths;
 mod pipeline;
 mod problem;
+pub mod rate;
 mod reader;
 mod secret;
 mod server;
@@ -33,7 +38,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use model::glob_match;
+pub use model::glob_match;
 pub use model::{
     BackoffConfig, Config, CrashLoopConfig, DaemonConfig, LlmConfig, LlmKind, LogFormat, ProtocolPref, ServerConfig,
     ToolFilter, TransportConfig, TrustMode,
@@ -43,7 +48,7 @@ pub use model::{
     PipelineConfig, PipelineStep, Route, StepKind, ToolCall,
 };
 pub use model::{OAuthConfig, OAuthGrant, SamplingConfig, SamplingRoute};
-pub(crate) use pipeline::{PIPELINE_SERVER, Piece, parse_template, split_path};
+pub use pipeline::{PIPELINE_SERVER, Piece, parse_template, split_path};
 pub use problem::{ConfigError, Problem};
 pub use secret::{Secret, redact_url};
 

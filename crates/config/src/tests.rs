@@ -884,7 +884,7 @@ fn exit_code_is_ex_config() {
 /// installed (`MCPD_PEERS`) and the documented variables set.
 #[test]
 fn example_configs_are_valid() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let mut pending = vec![root];
     let mut checked = Vec::new();
     while let Some(dir) = pending.pop() {
@@ -1309,7 +1309,7 @@ api_key = "${env:NEWLINE}"
 /// The commented-out `[llm.local]` example in config/mcpd.example.toml is valid once uncommented.
 #[test]
 fn example_llm_table_is_valid() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/mcpd.example.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/mcpd.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let start = text.find("# [llm.local]").expect("an [llm.local] example");
     let table: String = text[start..]
@@ -1358,7 +1358,7 @@ fn oauth_client_credentials() {
         "oauth = { grant = \"client_credentials\", client_id = \"mcpd\", client_secret = \"${env:GITHUB_TOKEN}\", scopes = [\"mcp:read\"] }\n",
     ));
     let o = server(&c, "api").oauth.as_ref().expect("oauth");
-    assert_eq!(o.grant, crate::config::OAuthGrant::ClientCredentials);
+    assert_eq!(o.grant, crate::OAuthGrant::ClientCredentials);
     assert_eq!((o.client_id.as_deref(), o.scopes.as_slice()), (Some("mcpd"), &["mcp:read".to_owned()][..]));
     let secret = o.client_secret.as_ref().expect("secret").expose();
     assert!(!format!("{o:?}").contains(secret), "the secret leaks through Debug");
@@ -1375,7 +1375,7 @@ fn oauth_authorization_code() {
     // The default grant; everything optional (dynamic registration, scopes from the challenge).
     let c = ok("[servers.api]\nurl = \"https://mcp.example.com/mcp\"\n[servers.api.oauth]\n");
     let o = server(&c, "api").oauth.as_ref().expect("oauth");
-    assert_eq!(o.grant, crate::config::OAuthGrant::AuthorizationCode);
+    assert_eq!(o.grant, crate::OAuthGrant::AuthorizationCode);
     assert_eq!((o.client_id.as_deref(), o.redirect_port, o.allow_loopback), (None, 0, false));
     let c = ok(concat!(
         "[servers.api]\nurl = \"http://127.0.0.1:9/mcp\"\n[servers.api.oauth]\n",

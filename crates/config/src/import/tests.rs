@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
-use crate::config::{Config, ServerConfig, TransportConfig, load_str};
+use crate::{Config, ServerConfig, TransportConfig, load_str};
 
-const CLAUDE_DESKTOP: &str = include_str!("../../../tests/import-samples/claude_desktop_config.json");
-const CLAUDE_CODE: &str = include_str!("../../../tests/import-samples/claude-code.mcp.json");
-const CURSOR: &str = include_str!("../../../tests/import-samples/cursor-mcp.json");
-const VSCODE: &str = include_str!("../../../tests/import-samples/vscode-mcp.json");
-const VSCODE_SETTINGS: &str = include_str!("../../../tests/import-samples/vscode-settings.json");
+const CLAUDE_DESKTOP: &str = include_str!("../../../../tests/import-samples/claude_desktop_config.json");
+const CLAUDE_CODE: &str = include_str!("../../../../tests/import-samples/claude-code.mcp.json");
+const CURSOR: &str = include_str!("../../../../tests/import-samples/cursor-mcp.json");
+const VSCODE: &str = include_str!("../../../../tests/import-samples/vscode-mcp.json");
+const VSCODE_SETTINGS: &str = include_str!("../../../../tests/import-samples/vscode-settings.json");
 
 /// Every secret literal in the samples; none may reach the TOML or the report.
 const SAMPLE_SECRETS: &[&str] = &[
@@ -736,6 +736,6 @@ fn absurd_timeouts_and_odd_variables_are_not_mapped() {
         assert_note(&imp, NoteKind::NotMapped, Some(s), "key \"timeout\"");
     }
     let c = load_x(&imp.toml);
-    assert_eq!(server(&c, "huge").call_timeout, crate::config::DaemonConfig::default().call_timeout);
+    assert_eq!(server(&c, "huge").call_timeout, crate::DaemonConfig::default().call_timeout);
     assert_note(&imp, NoteKind::NotMapped, Some("odd"), "mcpd cannot resolve");
 }
