@@ -12,7 +12,6 @@ use crate::{
     config::{self, Config},
     event::EventBus,
     live::Live,
-    registry::Registry,
     store::Store,
 };
 
@@ -77,7 +76,7 @@ impl Daemon {
                 // after it is fine), pipelines and providers change together, before the
                 // pipelines' tools are republished so a listed tool is always callable.
                 core.live.store(Arc::new(Live::new(next.clone())));
-                publish_pipelines(&core.registry, &next).await;
+                crate::pipeline::publish(&core.registry, &next).await;
                 ReloadOutcome { applied: true, problems: Vec::new(), report, needs_restart }
             }
             Ok(Err(e)) => ReloadOutcome {
@@ -93,36 +92,6 @@ impl Daemon {
         };
         notify_systemd(&[sd_notify::NotifyState::Ready]);
         outcome
-    }
-}
-
-/// Puts every pipeline in the registry as the virtual tool `pipeline.NAME`.
-pub(crate) async fn publish_pipelines(registry: &Arc<Registry>, cfg: &Config) {
-    let tools: Vec<rmcp::model::Tool> = cfg
-        .pipelines
-        .values()
-        .filter_map(|p| serde_json::from_value(crate::pipeline::tool_definition(p)).ok())
-        .collect();
-    if tools.is_empty() {
-        registry.remove(crate::config::PIPELINE_SERVER);
-        return;
-    }
-    let built = tokio::task::spawn_blocking(move || {
-        crate::registry::build_server_tools(
-            crate::config::PIPELINE_SERVER,
-            "pipeline|config",
-            tools,
-            &crate::config::ToolFilter::default(),
-            &[],
-            false,
-        )
-    })
-    .await;
-    if let Ok((st, warnings)) = built {
-        for w in warnings {
-            tracing::warn!(server = "pipeline", "{w}");
-        }
-        registry.publish(crate::config::PIPELINE_SERVER, st);
     }
 }
 

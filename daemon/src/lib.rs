@@ -51,6 +51,8 @@ pub mod session;
 pub mod ssrf;
 pub mod state;
 pub mod supervisor;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 pub mod trust;
 pub mod upstream;

@@ -27,6 +27,36 @@
 //! (larger values are not kept, and references to them fail with a reason).
 //! Only the last step's full output is kept, as the pipeline's output.
 
+/// Puts every pipeline in the registry as the virtual tool `pipeline.NAME`.
+pub async fn publish(registry: &crate::registry::Registry, cfg: &crate::config::Config) {
+    let tools: Vec<rmcp::model::Tool> = cfg
+        .pipelines
+        .values()
+        .filter_map(|p| serde_json::from_value(crate::pipeline::tool_definition(p)).ok())
+        .collect();
+    if tools.is_empty() {
+        registry.remove(crate::config::PIPELINE_SERVER);
+        return;
+    }
+    let built = tokio::task::spawn_blocking(move || {
+        crate::registry::build_server_tools(
+            crate::config::PIPELINE_SERVER,
+            "pipeline|config",
+            tools,
+            &crate::config::ToolFilter::default(),
+            &[],
+            false,
+        )
+    })
+    .await;
+    if let Ok((st, warnings)) = built {
+        for w in warnings {
+            tracing::warn!(server = "pipeline", "{w}");
+        }
+        registry.publish(crate::config::PIPELINE_SERVER, st);
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

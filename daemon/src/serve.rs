@@ -15,7 +15,7 @@ use crate::{
     cache::ResourceCache,
     call::CallCore,
     config::Config,
-    daemon::{Daemon, notify_systemd, publish_pipelines},
+    daemon::{Daemon, notify_systemd},
     event::EventBus,
     live::Live,
     metrics::Metrics,
@@ -124,7 +124,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
 
     let report = daemon.core.supervisor.apply(&config).await;
     daemon.core.oauth.prune(&daemon.core.supervisor.upstreams()).await;
-    publish_pipelines(&daemon.core.registry, &config).await;
+    crate::pipeline::publish(&daemon.core.registry, &config).await;
     tracing::info!(servers = report.added.len(), socket = %opts.socket.display(), "mcpd serving");
 
     let api_stop = CancellationToken::new();

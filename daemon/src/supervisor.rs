@@ -125,6 +125,14 @@ impl Supervisor {
         report
     }
 
+    /// Registers an upstream without a session task (unit tests drive its peer themselves).
+    #[cfg(test)]
+    pub(crate) fn adopt(&self, upstream: Arc<Upstream>) {
+        let mut map: BTreeMap<String, Arc<Upstream>> = (**self.upstreams.load()).clone();
+        map.insert(upstream.name.clone(), upstream);
+        self.upstreams.store(Arc::new(map));
+    }
+
     /// Stops every session (closing stdio children along the shutdown ladder), bounded by `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         let all: Vec<Running> = {
@@ -156,3 +164,6 @@ async fn stop(r: Running, grace: Duration) {
         let _ = task.await;
     }
 }
+
+#[cfg(test)]
+mod tests;

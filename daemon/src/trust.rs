@@ -378,3 +378,6 @@ fn select<'a>(
         None => Ok(tools.tools.values().collect()),
     }
 }
+
+#[cfg(test)]
+mod tests;

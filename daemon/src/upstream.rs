@@ -17,7 +17,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::{
     config::{ServerConfig, TransportConfig},
     event::{EventBus, EventKind},
-    state::ServerState,
+    state::{ServerState, Transition},
     util::LineRing,
 };
 
@@ -150,12 +150,24 @@ impl Upstream {
         lock(&self.status).clone()
     }
 
-    /// Updates the status; emits a state event when the state changed.
+    /// Updates status fields other than the state (which only [`Upstream::transition`] changes).
     pub fn update(&self, f: impl FnOnce(&mut ServerStatus)) {
+        let mut s = lock(&self.status);
+        let state = s.state;
+        f(&mut s);
+        debug_assert_eq!(s.state, state, "the state changes only through Upstream::transition");
+        s.state = state;
+    }
+
+    /// Applies `t` to the state machine (`ServerState::next`) and `f` to the other fields,
+    /// under one lock; emits a state event when the state changed. A transition that does
+    /// not apply leaves the state as it is (and still applies `f`).
+    pub fn transition(&self, t: Transition, f: impl FnOnce(&mut ServerStatus)) {
         let (old, new, err) = {
             let mut s = lock(&self.status);
             let old = s.state;
             f(&mut s);
+            s.state = old.next(t).unwrap_or(old);
             (old, s.state, s.last_error.clone())
         };
         if old != new {

@@ -32,7 +32,7 @@ use crate::{
     reaper::Reaper,
     registry::{Registry, build_server_tools},
     requests::ServerRequests,
-    state::ServerState,
+    state::{ServerState, SessionEnd, Transition},
     store::{Store, StoredTools},
     transport::{self, AnyTransport, limit::FaultSlot, stdio::StdioChild},
     upstream::Upstream,
@@ -43,8 +43,6 @@ mod subscription;
 
 /// A list_changed burst (servers often send several) becomes one re-list.
 const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(250);
-/// The session-end reason that means "reconnect now with new OAuth credentials", not a failure.
-const REAUTHORIZED: &str = "re-authorized";
 /// A session that stayed up this long resets the backoff to its initial delay.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// Bounds on `tools/list` pagination, against servers that page forever.
@@ -220,7 +218,7 @@ fn needs_auth_message(upstream: &Upstream, challenge: &str) -> String {
 pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: CancellationToken) {
     let cfg = upstream.config.clone();
     if !cfg.enabled {
-        upstream.update(|s| s.state = ServerState::Disabled);
+        upstream.transition(Transition::Disable, |_| {});
         ctx.registry.remove(&upstream.name);
         return;
     }
@@ -238,12 +236,9 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
         if cancel.is_cancelled() {
             break;
         }
-        upstream.update(|s| {
-            s.state = ServerState::Starting;
-            s.next_retry_unix_ms = 0;
-        });
+        upstream.transition(Transition::Start, |s| s.next_retry_unix_ms = 0);
         let started = Instant::now();
-        let failure = match connect(&upstream, &ctx).await {
+        let end = match connect(&upstream, &ctx).await {
             Ok(conn) => serve(&upstream, &ctx, conn, &cancel).await,
             Err(ConnectError::NeedsAuth(challenge)) => {
                 // Retrying cannot help until someone authorizes: say so once and wait for
@@ -257,8 +252,7 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
                     why = format!("{r}; run `mcpd auth login {}` to try again", upstream.name);
                 }
                 tracing::warn!(server = %upstream.name, "{why}");
-                upstream.update(|s| {
-                    s.state = ServerState::NeedsAuth;
+                upstream.transition(Transition::NeedAuth, |s| {
                     s.last_error = why.clone();
                     s.next_retry_unix_ms = 0;
                 });
@@ -293,7 +287,7 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
                     _ = upstream.auth_changed.notified() => continue,
                 }
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => SessionEnd::ConnectFailed(e.to_string()),
         };
         upstream.set_peer(None);
         // Updates are not seen while disconnected, so nothing cached may outlive the session.
@@ -307,22 +301,23 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
         if cancel.is_cancelled() {
             break;
         }
-        let reason = failure.unwrap_or_else(|| "connection closed".to_owned());
-        if reason == REAUTHORIZED {
-            tracing::info!(server = %upstream.name, "reconnecting with new OAuth credentials");
+        if !end.is_failure() {
+            if end == SessionEnd::Reauthorized {
+                tracing::info!(server = %upstream.name, "reconnecting with new OAuth credentials");
+            }
             continue;
         }
+        let reason = end.to_string();
         tracing::warn!(server = %upstream.name, reason = %reason, "session ended");
         upstream.events.emit(&upstream.name, EventKind::Error, None, reason.clone());
         if started.elapsed() >= STABLE_AFTER {
             backoff.reset();
         }
-        let (state, delay) = match breaker.record_failure(Instant::now()) {
-            Some(open_for) => (ServerState::CircuitOpen, open_for),
-            None => (ServerState::Backoff, backoff.next_delay()),
+        let (circuit_open, delay) = match breaker.record_failure(Instant::now()) {
+            Some(open_for) => (true, open_for),
+            None => (false, backoff.next_delay()),
         };
-        upstream.update(|s| {
-            s.state = state;
+        upstream.transition(Transition::Failed { circuit_open }, |s| {
             s.last_error = reason;
             s.next_retry_unix_ms = unix_ms() + delay.as_millis() as u64;
         });
@@ -331,10 +326,7 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
             _ = tokio::time::sleep(delay) => {}
         }
     }
-    upstream.update(|s| {
-        s.state = ServerState::Stopped;
-        s.next_retry_unix_ms = 0;
-    });
+    upstream.transition(Transition::Stop, |s| s.next_retry_unix_ms = 0);
 }
 
 fn unreachable_backoff() -> Backoff {
@@ -547,14 +539,13 @@ fn fault_or(fault: &FaultSlot, other: String) -> String {
     }
 }
 
-/// Drives a ready connection until it ends or `cancel` fires. Returns why it ended
-/// (`None` for a clean stop).
+/// Drives a ready connection until it ends or `cancel` fires; returns why it ended.
 async fn serve(
     upstream: &Arc<Upstream>,
     ctx: &SessionContext,
     conn: Connection,
     cancel: &CancellationToken,
-) -> Option<String> {
+) -> SessionEnd {
     let Connection { service, mut child, fault } = conn;
     let peer = service.peer().clone();
     let info = peer.peer_info();
@@ -577,13 +568,14 @@ async fn serve(
     let mut last_tools = match first {
         Ok(Ok(tools)) => tools,
         Ok(Err(e)) => {
-            return Some(finish(upstream, service, child.take(), &fault, ConnectError::ListTools(e).to_string()).await);
+            let why = finish(upstream, service, child.take(), &fault, ConnectError::ListTools(e).to_string()).await;
+            return SessionEnd::ConnectFailed(why);
         }
         Err(_) => {
-            return Some(
+            let why =
                 finish(upstream, service, child.take(), &fault, ConnectError::Timeout(cfg.call_timeout).to_string())
-                    .await,
-            );
+                    .await;
+            return SessionEnd::ConnectFailed(why);
         }
     };
     publish(upstream, ctx, &last_tools, &version).await;
@@ -591,8 +583,7 @@ async fn serve(
     if upstream.status().connects > 0 {
         ctx.metrics.record_reconnect(&upstream.name);
     }
-    upstream.update(|s| {
-        s.state = ServerState::Ready;
+    upstream.transition(Transition::Connected, |s| {
         s.protocol_version = version.clone();
         s.era = if stateless { "stateless" } else { "session" };
         s.server_name = server_name;
@@ -619,7 +610,7 @@ async fn serve(
     let mut missed_pings = 0u32;
     let ct = service.cancellation_token();
     // Scoped so the futures borrowing `child` end before the child is shut down.
-    let reason = {
+    let end = {
         let mut closed = std::pin::pin!(service.waiting());
         // A completed future must not be polled again.
         let mut closed_done = false;
@@ -630,16 +621,16 @@ async fn serve(
             }
         });
 
-        let reason: Option<String> = loop {
+        let end: SessionEnd = loop {
             tokio::select! {
-                _ = cancel.cancelled() => break None,
+                _ = cancel.cancelled() => break SessionEnd::Stopped,
                 // New credentials (a login, a step-up, a logout): start over with them.
-                _ = upstream.auth_changed.notified() => break Some(REAUTHORIZED.to_owned()),
+                _ = upstream.auth_changed.notified() => break SessionEnd::Reauthorized,
                 _ = &mut closed => {
                 closed_done = true;
-                break Some(fault_or(&fault, "connection closed by the server".to_owned()));
+                break SessionEnd::Lost(fault_or(&fault, "connection closed by the server".to_owned()));
             }
-                how = &mut child_exit => break Some(fault_or(&fault, format!("server process {how}"))),
+                how = &mut child_exit => break SessionEnd::ProcessExited(fault_or(&fault, format!("server process {how}"))),
                 _ = upstream.tools_changed.notified() => {
                     tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
                     match tokio::time::timeout(cfg.call_timeout, list_all_tools(&peer)).await {
@@ -648,10 +639,10 @@ async fn serve(
                                 publish(upstream, ctx, &tools, &version).await;
                                 last_tools = tools;
                             }
-                            upstream.update(|s| if s.state == ServerState::Degraded { s.state = ServerState::Ready });
+                            upstream.transition(Transition::Recover, |_| {});
                         }
-                        Ok(Err(e)) => upstream.update(|s| { s.state = ServerState::Degraded; s.last_error = format!("re-listing tools failed: {e}"); }),
-                        Err(_) => upstream.update(|s| { s.state = ServerState::Degraded; s.last_error = "re-listing tools timed out".into(); }),
+                        Ok(Err(e)) => upstream.transition(Transition::Degrade, |s| s.last_error = format!("re-listing tools failed: {e}")),
+                        Err(_) => upstream.transition(Transition::Degrade, |s| s.last_error = "re-listing tools timed out".into()),
                     }
                 }
                 _ = liveness.tick() => {
@@ -661,15 +652,15 @@ async fn serve(
                         // Any answer, even an error, proves the server is alive.
                         Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_))) => {
                             missed_pings = 0;
-                            upstream.update(|s| if s.state == ServerState::Degraded { s.state = ServerState::Ready });
+                            upstream.transition(Transition::Recover, |_| {});
                         }
-                        Ok(Err(e)) => break Some(format!("liveness check failed: {e}")),
+                        Ok(Err(e)) => break SessionEnd::Unresponsive(format!("liveness check failed: {e}")),
                         Err(_) => {
                             missed_pings += 1;
                             if missed_pings >= 2 {
-                                break Some(format!("no answer to {missed_pings} liveness pings"));
+                                break SessionEnd::Unresponsive(format!("no answer to {missed_pings} liveness pings"));
                             }
-                            upstream.update(|s| { s.state = ServerState::Degraded; s.last_error = "liveness ping timed out".into(); });
+                            upstream.transition(Transition::Degrade, |s| s.last_error = "liveness ping timed out".into());
                         }
                     }
                 }
@@ -681,7 +672,7 @@ async fn serve(
         if !closed_done {
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut closed).await;
         }
-        reason
+        end
     };
     if let Some(t) = listen_task {
         t.abort();
@@ -694,7 +685,7 @@ async fn serve(
     if let Some(f @ transport::limit::Fault::TooLarge { .. }) = fault_now {
         upstream.events.emit(&upstream.name, EventKind::MessageTooLarge, None, f.to_string());
     }
-    reason
+    end
 }
 
 /// Ends a connection that failed before it became ready.
