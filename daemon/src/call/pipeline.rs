@@ -5,7 +5,7 @@ use std::time::Duration;
 use rmcp::model::{CallToolResult, ContentBlock};
 use tokio::sync::mpsc;
 
-use super::{CallEnv, CallOutcome, CallRequest, Caller, Run, parse_arguments, result::bound_result};
+use super::{CallEnv, CallOutcome, CallRequest, Caller, parse_arguments, result::bound_result};
 use crate::{
     error::CallError,
     pipeline::{CallFuture, PipelineError, StepEvent, StepOutput, ToolCaller},
@@ -59,12 +59,9 @@ pub(super) async fn call_pipeline(
     let timeout = req.timeout.unwrap_or(PIPELINE_TIMEOUT);
     // A run that is already part of one (an agent's, or an outer pipeline's) keeps its id, so
     // one id follows every call a run makes.
-    let run = Run {
-        via: format!("pipeline.{name}"),
-        id: caller.run.as_ref().map(|r| r.id.clone()).unwrap_or_else(super::run_id),
-    };
+    let id = caller.run.as_ref().map(|r| r.id.clone()).unwrap_or_else(super::run_id);
     let caller =
-        PipelineCaller { env, caller: Caller { app: caller.app.clone(), run: Some(run) }, deadline: started + timeout };
+        PipelineCaller { env, caller: caller.in_run(format!("pipeline.{name}"), id), deadline: started + timeout };
     let run = tokio::time::timeout(timeout, crate::pipeline::run(p, env.live.pipelines(), input, &caller, 0, events))
         .await
         .map_err(|_| CallError::Deadline { tool: req.name.to_owned(), timeout })?;
