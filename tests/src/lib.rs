@@ -421,6 +421,14 @@ pub fn py_http() -> PeerProcess {
     PeerProcess::spawn(cmd, port)
 }
 
+/// The rug-pull test server (tests/servers/rug_server.py) over Streamable HTTP on loopback.
+pub fn rug_http() -> PeerProcess {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/servers/rug_server.py")).args(["--port", &port.to_string()]);
+    PeerProcess::spawn(cmd, port)
+}
+
 /// Parses a CallToolResponse's content into JSON.
 pub fn content(r: &proto::CallToolResponse) -> serde_json::Value {
     serde_json::from_str(&r.content_json).expect("content json")

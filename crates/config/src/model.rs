@@ -148,6 +148,10 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Zero disables liveness pings.
     pub liveness_interval: Duration,
+    /// Tools are listed again this often even without a list-changed notification (a
+    /// server that changes silently is caught); zero turns the periodic re-list off. A list
+    /// result's `ttlMs` asks for an earlier one (at most once a second).
+    pub tools_refresh: Duration,
     pub backoff: BackoffConfig,
     pub crash_loop: CrashLoopConfig,
     pub tools: ToolFilter,
@@ -250,6 +254,7 @@ impl ServerConfig {
             max_concurrency: 32,
             max_message_bytes: daemon.max_message_bytes,
             liveness_interval: Duration::from_secs(30),
+            tools_refresh: Duration::from_secs(300),
             backoff: BackoffConfig::default(),
             crash_loop: CrashLoopConfig::default(),
             tools: ToolFilter::default(),

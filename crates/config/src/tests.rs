@@ -73,6 +73,7 @@ fn minimal_stdio_with_defaults() {
         max_concurrency: 32,
         max_message_bytes: 8 * 1024 * 1024,
         liveness_interval: Duration::from_secs(30),
+        tools_refresh: Duration::from_secs(300),
         backoff: BackoffConfig {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(60),

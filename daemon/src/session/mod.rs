@@ -45,6 +45,8 @@ mod subscription;
 const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(250);
 /// A session that stayed up this long resets the backoff to its initial delay.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// The shortest gap between two re-lists a server's `ttlMs` can ask for.
+const MIN_RELIST: Duration = Duration::from_secs(1);
 /// Bounds on `tools/list` pagination, against servers that page forever.
 const MAX_TOOL_PAGES: usize = 1000;
 const MAX_TOOLS: usize = 10_000;
@@ -565,8 +567,11 @@ async fn serve(
 
     // Tools first: a session is ready only once its tools are in the registry.
     let first = tokio::time::timeout(cfg.call_timeout, list_all_tools(&peer)).await;
-    let mut last_tools = match first {
-        Ok(Ok(tools)) => tools,
+    let (mut last_tools, mut relist_at) = match first {
+        Ok(Ok(listing)) => {
+            let at = next_relist(listing.ttl, cfg.tools_refresh);
+            (listing.tools, at)
+        }
         Ok(Err(e)) => {
             let why = finish(upstream, service, child.take(), &fault, ConnectError::ListTools(e).to_string()).await;
             return SessionEnd::ConnectFailed(why);
@@ -631,18 +636,32 @@ async fn serve(
                 break SessionEnd::Lost(fault_or(&fault, "connection closed by the server".to_owned()));
             }
                 how = &mut child_exit => break SessionEnd::ProcessExited(fault_or(&fault, format!("server process {how}"))),
-                _ = upstream.tools_changed.notified() => {
-                    tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
+                // A list change was announced (debounced: servers often send several), or
+                // the listing went stale (its `ttlMs`, or `tools_refresh` for servers that
+                // change without saying so).
+                _ = async {
+                    tokio::select! {
+                        _ = upstream.tools_changed.notified() => tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await,
+                        _ = sleep_until_or_never(relist_at) => {}
+                    }
+                } => {
                     match tokio::time::timeout(cfg.call_timeout, list_all_tools(&peer)).await {
-                        Ok(Ok(tools)) => {
-                            if tools != last_tools {
-                                publish(upstream, ctx, &tools, &version).await;
-                                last_tools = tools;
+                        Ok(Ok(listing)) => {
+                            relist_at = next_relist(listing.ttl, cfg.tools_refresh);
+                            if listing.tools != last_tools {
+                                publish(upstream, ctx, &listing.tools, &version).await;
+                                last_tools = listing.tools;
                             }
                             upstream.transition(Transition::Recover, |_| {});
                         }
-                        Ok(Err(e)) => upstream.transition(Transition::Degrade, |s| s.last_error = format!("re-listing tools failed: {e}")),
-                        Err(_) => upstream.transition(Transition::Degrade, |s| s.last_error = "re-listing tools timed out".into()),
+                        Ok(Err(e)) => {
+                            relist_at = next_relist(None, cfg.tools_refresh);
+                            upstream.transition(Transition::Degrade, |s| s.last_error = format!("re-listing tools failed: {e}"));
+                        }
+                        Err(_) => {
+                            relist_at = next_relist(None, cfg.tools_refresh);
+                            upstream.transition(Transition::Degrade, |s| s.last_error = "re-listing tools timed out".into());
+                        }
                     }
                 }
                 _ = liveness.tick() => {
@@ -704,23 +723,58 @@ async fn finish(
     fault_or(fault, reason)
 }
 
+/// A whole tool listing, with the freshness the server gave it.
+struct ToolListing {
+    tools: Vec<Tool>,
+    /// The shortest positive `ttlMs` of its pages (2026-07-28). Zero, the Python SDK's
+    /// default for every list, is no hint: re-listing every second for it would cost each
+    /// stateless server a listing per second forever, and the listen stream and the periodic
+    /// re-list already cover announced and silent changes.
+    ttl: Option<Duration>,
+}
+
 /// `tools/list`, following cursors, bounded against servers that page forever.
-async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<Vec<Tool>, String> {
+async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<ToolListing, String> {
     let mut tools = Vec::new();
+    let mut ttl: Option<Duration> = None;
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_TOOL_PAGES {
         let params = cursor.take().map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
         let page = peer.list_tools(params).await.map_err(|e| e.to_string())?;
         tools.extend(page.tools);
+        if let Some(ms) = page.ttl_ms.filter(|ms| *ms > 0) {
+            let d = Duration::from_millis(ms);
+            ttl = Some(ttl.map_or(d, |t| t.min(d)));
+        }
         if tools.len() > MAX_TOOLS {
             return Err(format!("server lists more than {MAX_TOOLS} tools"));
         }
         match page.next_cursor {
             Some(c) if !c.is_empty() => cursor = Some(c),
-            _ => return Ok(tools),
+            _ => return Ok(ToolListing { tools, ttl }),
         }
     }
     Err(format!("tools/list did not end after {MAX_TOOL_PAGES} pages"))
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When to list the tools again without being told: when the listing's `ttlMs` runs out
+/// (at most once a second), else after `tools_refresh`; never when both are off.
+fn next_relist(ttl: Option<Duration>, refresh: Duration) -> Option<Instant> {
+    let ttl = ttl.map(|t| t.max(MIN_RELIST));
+    let refresh = (!refresh.is_zero()).then_some(refresh.max(MIN_RELIST));
+    let after = match (ttl, refresh) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(Instant::now() + after)
 }
 
 /// Puts a fresh tool list into the registry and the store.
@@ -779,5 +833,18 @@ mod tests {
         assert!(matches!(lifecycle_for(&ProtocolPref::Auto, Some("2026-07-28")), ClientLifecycleMode::Discover { .. }));
         assert!(matches!(lifecycle_for(&ProtocolPref::Auto, Some("2025-06-18")), ClientLifecycleMode::Initialize));
         assert_eq!(known_version("2024-11-05"), ProtocolVersion::V_2024_11_05);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relists_follow_ttl_and_refresh_with_a_floor() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(next_relist(None, s(300)), Some(now + s(300)));
+        assert_eq!(next_relist(Some(s(10)), s(300)), Some(now + s(10)));
+        assert_eq!(next_relist(Some(s(900)), s(300)), Some(now + s(300)));
+        // A server cannot make mcpd list more than once a second.
+        assert_eq!(next_relist(Some(Duration::from_millis(5)), s(300)), Some(now + MIN_RELIST));
+        assert_eq!(next_relist(Some(s(10)), Duration::ZERO), Some(now + s(10)));
+        assert_eq!(next_relist(None, Duration::ZERO), None);
     }
 }

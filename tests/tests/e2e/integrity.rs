@@ -310,3 +310,48 @@ async fn connect(d: &TestDaemon) -> Client {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The stateless era (2026-07-28, what the Python SDK negotiates by default), over stdio and
+/// over HTTP: list changes arrive only on `subscriptions/listen`, and a server may change
+/// without saying so (the periodic re-list, `tools_refresh`, catches that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_era_rug_pulls_are_caught_with_and_without_a_notification() {
+    let http = rug_http();
+    let servers = format!(
+        "[servers.rug]\ncommand = {}\nargs = [{}]\nprotocol = \"2026-07-28\"\ntools_refresh = \"2s\"\n\
+         [servers.rugh]\nurl = \"http://127.0.0.1:{}/mcp\"\nprotocol = \"2026-07-28\"\ntools_refresh = \"2s\"\n",
+        q(python().display().to_string()),
+        q(repo_root().join("tests/servers/rug_server.py").display().to_string()),
+        http.port
+    );
+    let d = TestDaemon::start_with("tofu_window = \"0s\"\n", &servers);
+    let mut c = d.client().await;
+    for server in ["rug", "rugh"] {
+        d.wait_state(server, proto::ServerState::Ready, READY).await;
+        let s = c.list_servers().await.unwrap().into_iter().find(|s| s.name == server).unwrap();
+        assert_eq!((s.protocol_version.as_str(), s.era.as_str()), ("2026-07-28", "stateless"), "{server}");
+        let calc = format!("{server}.calc");
+        let mutate = format!("{server}.mutate");
+        let args = r#"{"a":2,"b":3}"#;
+        assert!(!c.call_tool(&calc, args, None).await.unwrap().is_error);
+        let mut events = c.watch_events(Some(server)).await.unwrap();
+
+        // Announced on the listen stream.
+        c.call_tool(&mutate, r#"{"kind":"description"}"#, None).await.unwrap();
+        let msg = quarantined_event(&d, &mut events, &calc).await;
+        assert!(msg.contains("description"), "{server}: {msg}");
+        let e = c.call_tool(&calc, args, None).await.unwrap_err();
+        assert_eq!(e.code(), Some(Code::FailedPrecondition), "{server}: {e}");
+        let diff = c.trust_diff(&calc).await.unwrap();
+        assert!(diff.changed_fields.iter().any(|f| f == "description"), "{server}: {:?}", diff.changed_fields);
+        c.trust_approve(&calc).await.unwrap();
+        assert!(!c.call_tool(&calc, args, None).await.unwrap().is_error);
+
+        // Not announced at all: the periodic re-list finds it.
+        c.call_tool(&mutate, r#"{"kind":"hidden_param","silent":true}"#, None).await.unwrap();
+        let msg = quarantined_event(&d, &mut events, &calc).await;
+        assert!(msg.contains("inputSchema"), "{server}: {msg}");
+        let e = c.call_tool(&calc, args, None).await.unwrap_err();
+        assert_eq!(e.code(), Some(Code::FailedPrecondition), "{server}: {e}");
+    }
+}
