@@ -55,6 +55,9 @@ pub enum TrustError {
 pub struct Trust {
     store: Option<Store>,
     pins: RwLock<HashMap<String, Arc<PinRecord>>>,
+    /// Identities whose first use has ended: the first call through the core closes the
+    /// first-use window early (checked on every call, so a set lookup without allocation).
+    used: RwLock<HashSet<String>>,
     /// `daemon.tofu_window` in ms; reloadable.
     pub tofu_window_ms: AtomicU64,
 }
@@ -67,6 +70,9 @@ impl std::fmt::Debug for Trust {
 
 /// Pin key of the per-identity first-use marker; tool names cannot contain NUL.
 const FIRST_USE: &str = "\0first-use";
+/// `by` of a first-use marker whose window is still open, and of one closed by a call.
+const FIRST_USE_OPEN: &str = "first-use";
+const FIRST_USE_ENDED: &str = "first-use-ended";
 
 fn key(identity: &str, tool: &str) -> String {
     format!("{identity}\0{tool}")
@@ -88,17 +94,28 @@ impl Trust {
     /// then does not start, so nothing is ever trusted on a store it cannot read.
     pub fn load(store: Option<Store>) -> Result<Self, StoreError> {
         let mut pins = HashMap::new();
+        let mut used = HashSet::new();
         if let Some(s) = &store {
             for (k, rec) in s.load_all_pins()? {
+                if rec.by == FIRST_USE_ENDED
+                    && let Some(identity) = k.strip_suffix(&key("", FIRST_USE))
+                {
+                    used.insert(identity.to_owned());
+                }
                 pins.insert(k, Arc::new(rec));
             }
         }
-        Ok(Self { store, pins: RwLock::new(pins), tofu_window_ms: AtomicU64::new(30_000) })
+        Ok(Self { store, pins: RwLock::new(pins), used: RwLock::new(used), tofu_window_ms: AtomicU64::new(30_000) })
     }
 
     /// An empty trust state with no store (tests and benchmarks).
     pub fn in_memory() -> Self {
-        Self { store: None, pins: RwLock::new(HashMap::new()), tofu_window_ms: AtomicU64::new(30_000) }
+        Self {
+            store: None,
+            pins: RwLock::new(HashMap::new()),
+            used: RwLock::new(HashSet::new()),
+            tofu_window_ms: AtomicU64::new(30_000),
+        }
     }
 
     /// When this identity was first trusted on first use (a marker record, so later
@@ -169,15 +186,18 @@ impl Trust {
             // such as a rename, needs an approval like any other change.
             let first_use = match self.first_trusted_ms(identity) {
                 None => true,
+                Some(_) if lock_read(&self.used).contains(identity.as_str()) => false,
                 Some(at) => now.saturating_sub(at) < self.tofu_window_ms.load(Ordering::Relaxed),
             };
+            // `tofu_new_tools = "trust"`: every unseen clean tool is pinned on sight.
+            let pin_unseen = first_use || cfg.tofu_trusts_new_tools;
             if first_use && cfg.trust == TrustMode::Tofu && self.first_trusted_ms(identity).is_none() {
                 writes.push((
                     key(identity, FIRST_USE),
                     PinRecord {
                         fingerprint: String::new(),
                         definition: serde_json::Value::Null,
-                        by: "first-use".into(),
+                        by: FIRST_USE_OPEN.into(),
                         unix_ms: now,
                         removed: false,
                         revoked: false,
@@ -186,7 +206,7 @@ impl Trust {
             }
             for (name, entry) in &tools.tools {
                 let unseen = self.pin(identity, name).is_none();
-                if unseen && first_use && cfg.trust == TrustMode::Tofu && !entry.blocks_auto_trust {
+                if unseen && pin_unseen && cfg.trust == TrustMode::Tofu && !entry.blocks_auto_trust {
                     writes.push((
                         key(identity, name),
                         PinRecord {
@@ -234,6 +254,25 @@ impl Trust {
                 Verdict::Quarantined(why) => Some((name.clone(), why)),
             })
             .collect()
+    }
+
+    /// A call to `upstream`'s server went through: under tofu its first use is over, so a tool
+    /// it adds from now on waits for approval (unless `tofu_new_tools = "trust"`). Only the
+    /// first call writes (the marker, flushed); later ones are a set lookup.
+    pub async fn note_use(&self, upstream: &Upstream) {
+        let identity = upstream.identity.as_str();
+        if upstream.config.trust != TrustMode::Tofu || lock_read(&self.used).contains(identity) {
+            return;
+        }
+        let Some(marker) = self.pin(identity, FIRST_USE) else { return };
+        let ended = PinRecord { by: FIRST_USE_ENDED.into(), ..(*marker).clone() };
+        match self.commit(vec![(key(identity, FIRST_USE), ended)]).await {
+            Ok(()) => {
+                lock_write(&self.used).insert(identity.to_owned());
+            }
+            // The window still closes when it times out; nothing is trusted that was not.
+            Err(e) => tracing::warn!(server = %upstream.name, error = %e, "cannot record the end of first use"),
+        }
     }
 
     /// Writes to the store (flushed), then to memory.

@@ -157,6 +157,10 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// How tool definitions become callable (see [`TrustMode`]).
     pub trust: TrustMode,
+    /// `tofu_new_tools = "trust"`: under tofu, a tool the server adds after its first use is
+    /// trusted on sight too (for servers that legitimately grow). The default,
+    /// `"quarantine"`, makes it wait for `mcpd trust approve`.
+    pub tofu_trusts_new_tools: bool,
     /// `trust = "pinned"`: expected fingerprints by tool name.
     pub pins: BTreeMap<String, String>,
     /// Redact secrets (API keys, tokens, private keys, passwords) from results.
@@ -259,6 +263,7 @@ impl ServerConfig {
             crash_loop: CrashLoopConfig::default(),
             tools: ToolFilter::default(),
             trust: TrustMode::Tofu,
+            tofu_trusts_new_tools: false,
             pins: BTreeMap::new(),
             redact_secrets: true,
             rate_limit: None,

@@ -28,6 +28,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_concurrency",
     "max_message_bytes",
     "liveness_interval",
+    "tofu_new_tools",
     "tools_refresh",
     "backoff",
     "crash_loop",
@@ -157,6 +158,9 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
             "crash_loop" => set(&mut s.crash_loop, parse_crash_loop(ctx, name, v)),
             "tools" => set(&mut s.tools, parse_tools(ctx, name, v)),
             "trust" => set(&mut s.trust, ctx.choice(key_name, v, &trust_options())),
+            "tofu_new_tools" => {
+                set(&mut s.tofu_trusts_new_tools, ctx.choice(key_name, v, &[("quarantine", false), ("trust", true)]))
+            }
             "pins" => set(&mut s.pins, parse_pins(ctx, v)),
             "redact_secrets" => set(&mut s.redact_secrets, ctx.boolean(key_name, v)),
             "rate_limit" => set(&mut s.rate_limit, rate(ctx, key_name, v).map(Some)),

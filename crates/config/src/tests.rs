@@ -87,6 +87,7 @@ fn minimal_stdio_with_defaults() {
         },
         tools: ToolFilter { allow: vec!["*".to_owned()], deny: vec![] },
         trust: TrustMode::Tofu,
+        tofu_trusts_new_tools: false,
         pins: Default::default(),
         redact_secrets: true,
         rate_limit: None,

@@ -145,6 +145,7 @@ pub(super) async fn call_authorized(
         }
     };
     env.core.oauth.call_succeeded(server);
+    env.core.trust.note_use(upstream).await;
     let (mut result, truncated, original_bytes) = bound_result(result, env.live.max_result_bytes());
     let redactions = if upstream.config.redact_secrets { redact_result(&mut result) } else { 0 };
     Ok(CallOutcome { result, truncated, original_bytes, duration: started.elapsed(), redactions })

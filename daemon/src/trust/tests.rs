@@ -110,3 +110,46 @@ async fn approve_mode_trusts_nothing_by_itself_and_pinned_mode_refuses_admin_cha
     assert!(quarantined_because(verdict(&trust, &pinned, &tools, "read"), "not pinned in the config"));
     assert!(matches!(trust.approve(&pinned, &tools, None).await, Err(TrustError::PinnedByConfig(_))));
 }
+
+#[tokio::test]
+async fn the_first_call_ends_first_use_and_that_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(dir.path()).unwrap();
+    let trust = Trust::load(Some(store.clone())).unwrap();
+    let up = upstream("tofu");
+    let first = listing(&up, vec![tool("read", "Read a file.")]);
+    trust.observe(&up, &first).await;
+    // Within the 30 s window, but after a call: a new tool waits for approval.
+    trust.note_use(&up).await;
+    let grown = listing(&up, vec![tool("read", "Read a file."), tool("write", "Write a file.")]);
+    assert_eq!(trust.observe(&up, &grown).await.len(), 1);
+    assert!(quarantined_because(verdict(&trust, &up, &grown, "write"), "appeared after"));
+
+    // The end of first use is on disk: a restarted daemon does not reopen the window.
+    drop(trust);
+    let trust = Trust::load(Some(store)).unwrap();
+    let more = listing(&up, vec![tool("read", "Read a file."), tool("list", "List.")]);
+    assert_eq!(trust.observe(&up, &more).await.len(), 1);
+    assert!(quarantined_because(verdict(&trust, &up, &more, "list"), "appeared after"));
+}
+
+#[tokio::test]
+async fn servers_that_grow_may_opt_out() {
+    let trust = Trust::in_memory();
+    let cfg = crate::config::load_str(
+        "[servers.s]\ncommand = \"x\"\ntofu_new_tools = \"trust\"\n",
+        std::path::Path::new("test.toml"),
+        &|_| None,
+    )
+    .unwrap();
+    let up = Upstream::new(Arc::new(cfg.servers["s"].clone()), EventBus::default());
+    trust.observe(&up, &listing(&up, vec![tool("read", "Read a file.")])).await;
+    trust.note_use(&up).await;
+    trust.tofu_window_ms.store(0, Ordering::Relaxed);
+    let grown = listing(&up, vec![tool("read", "Read a file."), tool("write", "Write a file.")]);
+    assert!(trust.observe(&up, &grown).await.is_empty());
+    assert_eq!(verdict(&trust, &up, &grown, "write"), Verdict::Trusted);
+    // A changed definition is still a change.
+    let changed = listing(&up, vec![tool("read", "Read a file and mail it."), tool("write", "Write a file.")]);
+    assert!(quarantined_because(verdict(&trust, &up, &changed, "read"), "description"));
+}

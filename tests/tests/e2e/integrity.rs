@@ -355,3 +355,39 @@ async fn stateless_era_rug_pulls_are_caught_with_and_without_a_notification() {
         assert_eq!(e.code(), Some(Code::FailedPrecondition), "{server}: {e}");
     }
 }
+
+/// Under tofu, first use ends at the first call (or the first-use window, whichever comes
+/// first): a tool the server adds afterwards is listed but quarantined, unless the server
+/// sets `tofu_new_tools = "trust"`. The default 30 s window is still open here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_added_after_first_use_is_quarantined_unless_the_server_opts_out() {
+    let d = TestDaemon::start(&format!("{}{}", rug("rug", ""), rug("grows", "tofu_new_tools = \"trust\"")));
+    let mut c = d.client().await;
+    for (server, trusted) in [("rug", false), ("grows", true)] {
+        d.wait_state(server, proto::ServerState::Ready, READY).await;
+        let calc = format!("{server}.calc");
+        // First use.
+        assert!(!c.call_tool(&calc, r#"{"a":2,"b":3}"#, None).await.unwrap().is_error);
+        // `rename` takes calc away and adds calc2, a tool nobody has seen.
+        c.call_tool(&format!("{server}.mutate"), r#"{"kind":"rename"}"#, None).await.unwrap();
+        let calc2 = format!("{server}.calc2");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let tool = loop {
+            let tools = c.list_tools(Some(server)).await.unwrap();
+            if let Some(t) = tools.into_iter().find(|t| t.qualified_name == calc2) {
+                break t;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{calc2} was not listed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(!tool.quarantined, trusted, "{server}: {}", tool.quarantine_reason);
+        let r = c.call_tool(&calc2, r#"{"a":1,"b":1}"#, None).await;
+        if trusted {
+            assert!(!r.unwrap().is_error, "{server}");
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), Some(Code::FailedPrecondition), "{server}: {e}");
+            assert!(e.to_string().contains("appeared after"), "{server}: {e}");
+        }
+    }
+}

@@ -159,7 +159,10 @@ async fn last_known_tools_answer_at_once_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_changed_and_pagination() {
-    let d = TestDaemon::start(&fault_server("f", &["--tools", "250", "--page-size", "20"], ""));
+    // The server grows after its first use (`change_tools`), which it may: it opts out of
+    // quarantining new tools.
+    let servers = fault_server("f", &["--tools", "250", "--page-size", "20"], "tofu_new_tools = \"trust\"");
+    let d = TestDaemon::start(&servers);
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     let mut c = d.client().await;
     let tools = c.list_tools(Some("f")).await.unwrap();
