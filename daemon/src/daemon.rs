@@ -63,6 +63,10 @@ impl Daemon {
         let outcome = match loaded {
             Ok(Ok(next)) => {
                 let core = &self.core;
+                // The new secrets join before the new servers start (and can fail with them);
+                // the old ones stay hidden too, since lines about old sessions may still come.
+                let old = core.live.load().config.secrets.clone();
+                crate::known::set(next.secrets.iter().chain(old.iter()).map(|s| s.expose().to_owned()));
                 let needs_restart = restart_only_changes(&core.live.load().config, &next);
                 let report = core.supervisor.apply(&next).await;
                 core.oauth.prune(&core.supervisor.upstreams()).await;

@@ -22,7 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub use mcpd_config::{self as config, import};
-pub use mcpd_guard::{integrity, redact};
+pub use mcpd_guard::{integrity, known, redact};
 pub use mcpd_llm as llm;
 pub use mcpd_store as store;
 

@@ -54,6 +54,8 @@ pub struct ServeOptions {
 /// Runs until SIGTERM/SIGINT. Only startup errors are returned; a failing server never
 /// ends the daemon.
 pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
+    // Before anything can print: the config's secret values never leave the daemon.
+    crate::known::set(config.secrets.iter().map(|s| s.expose().to_owned()));
     let state_dir = opts.state_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await.map_err(StoreError::from)??;
     let reaper = match &opts.reaper_exe {

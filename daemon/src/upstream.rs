@@ -132,7 +132,19 @@ impl Upstream {
     }
 
     /// The command line or URL, for display (no secrets: env and headers are not shown).
+    /// What status shows as the server's command line or URL: the config's own text, before
+    /// `${}` substitution, so a secret passed in an argument or a URL never shows.
     pub fn target(&self) -> String {
+        let source = &self.config.source;
+        if !source.is_empty() {
+            return match &self.config.transport {
+                TransportConfig::Stdio { .. } => match serde_json::from_str::<(String, Vec<String>)>(source) {
+                    Ok((command, args)) => std::iter::once(command).chain(args).collect::<Vec<_>>().join(" "),
+                    Err(_) => source.clone(),
+                },
+                TransportConfig::Http { .. } | TransportConfig::Sse { .. } => redact_url(source),
+            };
+        }
         match &self.config.transport {
             TransportConfig::Stdio { command, args, .. } => {
                 let mut s = command.clone();
@@ -264,7 +276,12 @@ impl Upstream {
 }
 
 /// The identity integrity and the era cache are bound to.
+/// The server's identity: config key + transport + command/args or URL as the config writes
+/// them (templates unexpanded, so rotating a `${env:}` secret keeps its pins).
 fn identity(config: &ServerConfig) -> String {
+    if !config.source.is_empty() {
+        return format!("{}|{}|{}", config.name, config.transport.kind(), config.source);
+    }
     match &config.transport {
         TransportConfig::Stdio { command, args, .. } => {
             let argv = serde_json::to_string(&(command, args)).unwrap_or_default();

@@ -8,6 +8,27 @@ pub fn unix_ms() -> u64 {
 
 pub use mcpd_guard::error_chain;
 
+/// A writer that replaces the config's secret values (`known`) in what passes through it:
+/// the log writer, so third-party crates' messages (rmcp's and reqwest's errors quote URLs)
+/// are covered too. The formatter writes one event per call.
+pub struct Scrubbed<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Scrubbed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.0.write_all(crate::known::scrub(text).as_bytes())?,
+            // Not text: pass it on as it is (a secret is text, and half a line cannot hold one
+            // that the formatter splits, since it writes whole events).
+            Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Keeps the last `cap` bytes of lines written to it (a server's stderr).
 #[derive(Debug)]
 pub struct LineRing {

@@ -157,6 +157,7 @@ fn api_key(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> Option<Secret> {
         return None;
     }
     let key = ctx.expanded("api_key", v)?;
+    ctx.secrets.push(key.clone());
     if key.trim().is_empty() {
         ctx.report(v.span(), "\"api_key\" is empty after substitution");
         return None;

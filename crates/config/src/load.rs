@@ -54,7 +54,8 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
     };
     let root = root.get_ref();
 
-    let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems };
+    let mut secrets = Vec::new();
+    let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems, secrets: &mut secrets };
     let (daemon, includes) = match root.get("daemon") {
         Some(v) => parse_daemon(&mut ctx, v),
         None => (DaemonConfig::default(), Vec::new()),
@@ -102,7 +103,7 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
             match std::fs::read_to_string(&file) {
                 Ok(text) => {
                     files.push(file.clone());
-                    load_included(&file, &text, env, &daemon, &mut reg, &mut problems);
+                    load_included(&file, &text, env, &daemon, &mut reg, &mut problems, &mut secrets);
                 }
                 Err(e) => {
                     let message = format!("cannot read included file \"{}\": {}", file.display(), io_message(&e));
@@ -115,14 +116,23 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
     // Pipelines name servers, which included files may define: checked last.
     let pipelines = match pipelines_value {
         Some(v) => {
-            let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems };
+            let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems, secrets: &mut secrets };
             parse_pipelines(&mut ctx, v, &reg.servers)
         }
         None => BTreeMap::new(),
     };
 
     if problems.is_empty() {
-        Ok(Config { daemon, servers: reg.servers, llm, files, extra, sampling, pipelines })
+        Ok(Config {
+            daemon,
+            servers: reg.servers,
+            llm,
+            files,
+            extra,
+            sampling,
+            pipelines,
+            secrets: known_secrets(secrets),
+        })
     } else {
         // Stable sort: file load order, then position, keeping discovery
         // order for problems at the same spot.
@@ -186,6 +196,7 @@ fn load_included(
     daemon: &DaemonConfig,
     reg: &mut Registry,
     problems: &mut Vec<Problem>,
+    secrets: &mut Vec<String>,
 ) {
     let root = match DeTable::parse(src) {
         Ok(root) => root,
@@ -194,7 +205,7 @@ fn load_included(
             return;
         }
     };
-    let mut ctx = FileCtx { file, dir: file.parent().unwrap_or(Path::new("")), src, env, problems };
+    let mut ctx = FileCtx { file, dir: file.parent().unwrap_or(Path::new("")), src, env, problems, secrets };
     for (key, value) in root.get_ref().iter() {
         let name = key.get_ref().as_ref();
         if name == "servers" {
@@ -280,4 +291,17 @@ fn keep<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
     }
+}
+
+/// Values shorter than this are not treated as secrets: a substituted "1" or "on" would
+/// otherwise blank out every such word the daemon prints, and is no credential.
+pub(crate) const MIN_SECRET_LEN: usize = 6;
+
+/// The distinct substituted values worth hiding, longest first (so a secret that contains
+/// another is replaced whole).
+fn known_secrets(mut found: Vec<String>) -> Vec<super::secret::Secret> {
+    found.retain(|s| s.chars().count() >= MIN_SECRET_LEN);
+    found.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    found.dedup();
+    found.into_iter().map(super::secret::Secret::new).collect()
 }

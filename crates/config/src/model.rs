@@ -27,6 +27,10 @@ pub struct Config {
     pub pipelines: BTreeMap<String, PipelineConfig>,
     /// `[sampling]`: how servers' sampling requests are answered (servers may override).
     pub sampling: SamplingConfig,
+    /// Every value that came from `${env:}` / `${file:}` and every secret-typed value
+    /// (env, headers, OAuth client secret, LLM key), at least `MIN_SECRET_LEN` long, longest
+    /// first: the daemon registers them with its redactor so none is ever printed.
+    pub secrets: Vec<Secret>,
 }
 
 /// Where a server's sampling requests go, and their budget.
@@ -138,6 +142,10 @@ pub struct ServerConfig {
     /// The table key; matches `^[a-z0-9-]{1,32}$`.
     pub name: String,
     pub transport: TransportConfig,
+    /// The command and args (a JSON array pair) or the URL as the config writes them,
+    /// before `${}` substitution; empty for configs built in code. The server's identity
+    /// is built from it, so a rotated secret keeps the server's trust.
+    pub source: String,
     pub protocol: ProtocolPref,
     pub enabled: bool,
     pub connect_timeout: Duration,
@@ -250,6 +258,7 @@ impl ServerConfig {
         Self {
             name,
             transport,
+            source: String::new(),
             protocol: ProtocolPref::Auto,
             enabled: true,
             connect_timeout: daemon.connect_timeout,

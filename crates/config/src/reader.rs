@@ -26,6 +26,9 @@ pub(crate) struct FileCtx<'a> {
     pub(crate) src: &'a str,
     pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
     pub(crate) problems: &'a mut Vec<Problem>,
+    /// Every value that came from `${env:}` / `${file:}`, and every [`Secret`] (see
+    /// `Config::secrets`).
+    pub(crate) secrets: &'a mut Vec<String>,
 }
 
 impl FileCtx<'_> {
@@ -80,7 +83,7 @@ impl FileCtx<'_> {
     }
 
     fn expand_at(&mut self, raw: &str, span: Range<usize>) -> Option<String> {
-        match expand(raw, self.dir, self.env) {
+        match expand(raw, self.dir, self.env, self.secrets) {
             Ok(s) => Some(s),
             Err(messages) => {
                 for m in messages {
@@ -301,6 +304,7 @@ impl FileCtx<'_> {
                         self.report(item.span(), message);
                         ok = false;
                     }
+                    self.secrets.push(value.clone());
                     out.insert(name.to_owned(), Secret::new(value));
                 }
                 None => ok = false,

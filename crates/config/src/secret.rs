@@ -55,7 +55,14 @@ pub fn redact_url(url: &str) -> String {
 /// `base_dir`; trailing newlines trimmed) in `raw`; `$${` yields a literal
 /// `${`. Every problem in the value is returned, and no message ever contains
 /// an expanded value, since those are secrets.
-pub(crate) fn expand(raw: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+/// Each substituted value is also pushed to `found`, so the daemon can keep it out of
+/// everything it prints.
+pub(crate) fn expand(
+    raw: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    found: &mut Vec<String>,
+) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(raw.len());
     let mut errors = Vec::new();
     let mut rest = raw;
@@ -72,7 +79,10 @@ pub(crate) fn expand(raw: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
                 break;
             };
             match substitute(&tail[..close], base_dir, env) {
-                Ok(value) => out.push_str(&value),
+                Ok(value) => {
+                    out.push_str(&value);
+                    found.push(value);
+                }
                 Err(message) => errors.push(message),
             }
             rest = &tail[close + 1..];

@@ -182,6 +182,7 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
         ok &= good;
     }
     s.transport = transport?;
+    s.source = raw_source(table);
     if s.oauth.is_some() && !matches!(s.transport, TransportConfig::Http { .. }) {
         ctx.report(key.span(), format!("[servers.{name}] has \"oauth\", which needs transport \"http\""));
         ok = false;
@@ -289,7 +290,11 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
                     );
                     false
                 } else {
-                    let secret = ctx.expanded("oauth.client_secret", v).map(super::secret::Secret::new);
+                    let secret = ctx.expanded("oauth.client_secret", v);
+                    if let Some(s) = &secret {
+                        ctx.secrets.push(s.clone());
+                    }
+                    let secret = secret.map(super::secret::Secret::new);
                     set(&mut out.client_secret, secret.map(Some))
                 }
             }
@@ -428,6 +433,25 @@ fn protocol_options() -> Vec<(&'static str, ProtocolPref)> {
 
 /// Picks the transport (explicit `transport`, else inferred from `command`
 /// / `url`) and reads its keys; keys of the other transports are problems.
+/// What the config writes for the server's command and args, or its URL, before `${}`
+/// substitution: the server's identity (so rotating a secret keeps its trust) and what
+/// status shows (so a secret in an argument or a URL query never is).
+fn raw_source(table: &DeTable<'_>) -> String {
+    let raw = |v: &Val<'_>| match v.get_ref() {
+        toml::de::DeValue::String(s) => Some(s.to_string()),
+        _ => None,
+    };
+    if let Some(url) = table.get("url").and_then(raw) {
+        return url;
+    }
+    let command = table.get("command").and_then(raw).unwrap_or_default();
+    let args: Vec<String> = match table.get("args").map(|v| v.get_ref()) {
+        Some(toml::de::DeValue::Array(items)) => items.iter().filter_map(raw).collect(),
+        _ => Vec::new(),
+    };
+    serde_json::to_string(&(command, args)).unwrap_or_default()
+}
+
 fn parse_transport(ctx: &mut FileCtx<'_>, key: &Key<'_>, table: &DeTable<'_>) -> Option<TransportConfig> {
     let name = key.get_ref().as_ref();
     let command = table.get("command");

@@ -65,6 +65,7 @@ fn minimal_stdio_with_defaults() {
             env: Default::default(),
             cwd: None,
         },
+        source: r#"["npx",[]]"#.to_owned(),
         protocol: ProtocolPref::Auto,
         enabled: true,
         connect_timeout: Duration::from_secs(30),
@@ -1407,4 +1408,29 @@ fn oauth_authorization_code() {
     ] {
         assert!(p.iter().any(|m| m.contains(want)), "missing {want:?} in {p:#?}");
     }
+}
+
+#[test]
+fn substituted_values_are_secrets_and_the_source_keeps_the_templates() {
+    let env = |name: &str| match name {
+        "TOKEN" => Some("s3cr3t-token-value".to_owned()),
+        "SHORT" => Some("on".to_owned()),
+        _ => None,
+    };
+    let src = r#"
+[servers.a]
+command = "run"
+args = ["--token=${env:TOKEN}", "--flag=${env:SHORT}"]
+env = { INLINE = "inline-secret-1" }
+[servers.b]
+url = "https://example.com/mcp?api_key=${env:TOKEN}"
+headers = { Authorization = "Bearer ${env:TOKEN}" }
+"#;
+    let c = crate::load_str(src, Path::new("/etc/mcpd/mcpd.toml"), &env).unwrap();
+    // Longest first; short values are no secrets; duplicates once.
+    let secrets: Vec<&str> = c.secrets.iter().map(Secret::expose).collect();
+    assert_eq!(secrets, ["Bearer s3cr3t-token-value", "s3cr3t-token-value", "inline-secret-1"]);
+    let a = server(&c, "a");
+    assert_eq!(a.source, r#"["run",["--token=${env:TOKEN}","--flag=${env:SHORT}"]]"#);
+    assert_eq!(server(&c, "b").source, "https://example.com/mcp?api_key=${env:TOKEN}");
 }

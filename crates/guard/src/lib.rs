@@ -4,12 +4,14 @@
 //! - [`integrity`]: canonical-JSON fingerprints of tool definitions bound to a server identity,
 //!   and the scanner (normalisation, invisible characters, injection patterns, sanitised copies).
 //! - [`redact`]: the secret filter for tool results (API keys, bearer tokens, private keys).
+//! - [`known`]: the config's own secret values, kept out of everything mcpd prints.
 //! - [`ssrf`]: the checks for URLs a remote server hands mcpd (schemes, every address form,
 //!   private and metadata ranges, the allowlist); the daemon does the DNS and plugs them into reqwest.
 //! - [`error_chain`]: the one renderer of an error with its causes.
 #![forbid(unsafe_code)]
 
 pub mod integrity;
+pub mod known;
 pub mod redact;
 pub mod ssrf;
 

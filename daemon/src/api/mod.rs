@@ -75,7 +75,7 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
         protocol_version: s.protocol_version,
         era: s.era.into(),
         tool_count: s.tool_count as u32,
-        last_error: s.last_error,
+        last_error: scrub(s.last_error),
         next_retry_unix_ms: s.next_retry_unix_ms,
         uptime_ms: s.ready_since.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0),
         connects: s.connects,
@@ -83,9 +83,9 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
         server_version: s.server_version,
         pid: s.pid,
         stale: s.stale,
-        target: u.target(),
+        target: scrub(u.target()),
         in_flight: u.in_flight() as u32,
-        stderr_tail: u.stderr_tail(STDERR_TAIL_LINES),
+        stderr_tail: u.stderr_tail(STDERR_TAIL_LINES).into_iter().map(scrub).collect(),
         reconnects: d.core.metrics.reconnects(&u.name),
         tool_stats,
     }
@@ -146,6 +146,15 @@ fn app_of<T>(req: &Request<T>) -> String {
             None => format!("uid:{}", c.uid()),
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Text the daemon got from elsewhere (a server's stderr, an error from a library, a status
+/// message), with the config's secret values replaced, as everything leaving the API is.
+fn scrub(text: String) -> String {
+    match crate::known::scrub(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(clean) => clean,
+    }
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -340,7 +349,7 @@ impl Mcpd for Api {
         let r = req.into_inner();
         let up = self.daemon.core.supervisor.upstream(&r.server).ok_or_else(|| status::no_such_server(&r.server))?;
         let n = if r.lines == 0 { usize::MAX } else { r.lines as usize };
-        Ok(Response::new(pb::LogsResponse { lines: up.stderr_tail(n) }))
+        Ok(Response::new(pb::LogsResponse { lines: up.stderr_tail(n).into_iter().map(scrub).collect() }))
     }
 
     async fn list_resources(
@@ -836,7 +845,7 @@ impl Mcpd for Api {
                         server: ev.server,
                         kind: ev.kind.as_str().into(),
                         state: ev.state.map(state_pb).unwrap_or(pb::ServerState::Unspecified) as i32,
-                        message: ev.message,
+                        message: scrub(ev.message),
                     },
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(n)) => pb::Event {

@@ -26,8 +26,14 @@ pub(super) fn code(kind: ErrorKind) -> Code {
 
 impl From<CallError> for Status {
     fn from(e: CallError) -> Self {
-        Status::new(code(e.kind()), e.to_string())
+        status(code(e.kind()), e.to_string())
     }
+}
+
+/// Every status message passes the known-secret redactor: errors quote URLs, arguments
+/// and library messages.
+fn status(code: Code, message: String) -> Status {
+    Status::new(code, crate::known::scrub(&message).into_owned())
 }
 
 /// Errors of requests that are not calls (trust verbs, OAuth, agent runs, reads of the
@@ -69,7 +75,7 @@ impl From<ApiError> for Status {
             ApiError::BadRequest(_) => Code::InvalidArgument,
             ApiError::Internal(_) => Code::Internal,
         };
-        Status::new(code, e.to_string())
+        status(code, e.to_string())
     }
 }
 

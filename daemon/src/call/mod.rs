@@ -176,7 +176,9 @@ impl CallCore {
         let (outcome, message, redactions, failed) = match res {
             Ok(o) if o.result.is_error.unwrap_or(false) => ("tool_error".to_owned(), String::new(), o.redactions, true),
             Ok(o) => ("ok".to_owned(), String::new(), o.redactions, false),
-            Err(Abandon::Failed(e)) => (e.kind().as_str().to_owned(), e.to_string(), 0, true),
+            Err(Abandon::Failed(e)) => {
+                (e.kind().as_str().to_owned(), crate::known::scrub(&e.to_string()).into_owned(), 0, true)
+            }
             Err(Abandon::Cancelled) => {
                 ("Cancelled".to_owned(), "the caller went away before the call ended".to_owned(), 0, true)
             }

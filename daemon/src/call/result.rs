@@ -7,9 +7,13 @@ pub(super) fn redact_result(result: &mut CallToolResult) -> u32 {
     let mut count = 0usize;
     for block in result.content.iter_mut() {
         let Some(text) = block.as_text() else { continue };
-        let (clean, found) = crate::redact::redact_text(&text.text);
-        if !found.is_empty() {
-            count += found.iter().map(|r| r.count).sum::<usize>();
+        // The config's own secrets first (exact values), then secrets by their shape.
+        let known = crate::known::scrub_counted(&text.text);
+        let input = known.as_ref().map_or(text.text.as_str(), |(t, _)| t.as_str());
+        let (clean, found) = crate::redact::redact_text(input);
+        let n = known.as_ref().map_or(0, |(_, n)| *n) + found.iter().map(|r| r.count).sum::<usize>();
+        if n > 0 {
+            count += n;
             *block = ContentBlock::text(clean.into_owned());
         }
     }

@@ -361,7 +361,10 @@ fn init_tracing(format: LogFormat, level: &str) {
         filter = filter.add_directive(cap);
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| mcpd::util::Scrubbed(std::io::stderr()))
+        .with_ansi(ansi);
     // Under systemd the journal adds its own timestamps.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let _ = match (format, under_journal) {

@@ -14,4 +14,5 @@ mod pipelines;
 mod reload;
 mod requests;
 mod resources;
+mod secrets;
 mod systemd;

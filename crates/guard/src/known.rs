@@ -1,0 +1,60 @@
+//! The daemon's own secrets: every value its config took from `${env:}` / `${file:}` and every
+//! secret-typed value, registered once per config (start and each reload) and replaced by
+//! [`MARK`] in everything mcpd prints: log lines (third-party crates' messages included, by the
+//! log writer), status, last errors, events, audit messages, gRPC error messages and results.
+//!
+//! Unlike [`crate::redact`], which recognises secrets by their shape, this knows the exact
+//! values, so a token in a URL query or an argument is caught whatever it looks like.
+use std::{
+    borrow::Cow,
+    sync::{Arc, RwLock},
+};
+
+/// What a known secret becomes.
+pub const MARK: &str = "[REDACTED:config]";
+
+static KNOWN: RwLock<Option<Arc<Vec<String>>>> = RwLock::new(None);
+
+/// Replaces the registered secrets (longest first, so one that contains another goes whole).
+pub fn set(values: impl IntoIterator<Item = String>) {
+    let mut v: Vec<String> = values.into_iter().filter(|s| !s.is_empty()).collect();
+    v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    v.dedup();
+    let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());
+    *known = (!v.is_empty()).then(|| Arc::new(v));
+}
+
+fn current() -> Option<Arc<Vec<String>>> {
+    KNOWN.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// `text` with every registered secret replaced by [`MARK`] (borrowed when there is none).
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let Some(known) = current() else { return Cow::Borrowed(text) };
+    let mut out = Cow::Borrowed(text);
+    for secret in known.iter() {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), MARK));
+        }
+    }
+    out
+}
+
+/// [`scrub`] into an owned string, counting replacements (for results' redaction counts).
+pub fn scrub_counted(text: &str) -> Option<(String, usize)> {
+    let known = current()?;
+    let mut out: Option<String> = None;
+    let mut count = 0;
+    for secret in known.iter() {
+        let hay = out.as_deref().unwrap_or(text);
+        let n = hay.matches(secret.as_str()).count();
+        if n > 0 {
+            count += n;
+            out = Some(hay.replace(secret.as_str(), MARK));
+        }
+    }
+    out.map(|o| (o, count))
+}
+
+#[cfg(test)]
+mod tests;
