@@ -56,5 +56,25 @@ pub fn scrub_counted(text: &str) -> Option<(String, usize)> {
     out.map(|o| (o, count))
 }
 
+/// Replaces registered secrets in every string of a JSON value (keys untouched), in place;
+/// returns how many were replaced.
+pub fn scrub_json(v: &mut serde_json::Value) -> usize {
+    if current().is_none() {
+        return 0;
+    }
+    match v {
+        serde_json::Value::String(s) => match scrub_counted(s) {
+            Some((clean, n)) => {
+                *s = clean;
+                n
+            }
+            None => 0,
+        },
+        serde_json::Value::Array(items) => items.iter_mut().map(scrub_json).sum(),
+        serde_json::Value::Object(map) => map.values_mut().map(scrub_json).sum(),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -413,7 +413,7 @@ impl Mcpd for Api {
         let ttl = d.core.live.load().resource_ttl();
         let read = resource::read(&d.core.supervisor, &d.cache, ttl, &r.server, &r.uri, r.fresh).await?;
         Ok(Response::new(pb::ReadResourceResponse {
-            contents_json: read.entry.contents_json.clone(),
+            contents_json: scrub(read.entry.contents_json.clone()),
             meta_json: read.entry.meta_json.clone(),
             from_cache: read.from_cache,
             ttl_ms: read.entry.ttl.as_millis() as u64,
@@ -470,7 +470,7 @@ impl Mcpd for Api {
             resource::get_prompt(&self.daemon.core.supervisor, &r.name, r.arguments.into_iter().collect()).await?;
         Ok(Response::new(pb::GetPromptResponse {
             description: res.description.clone().unwrap_or_default(),
-            messages_json: json_text(&res.messages),
+            messages_json: scrub(json_text(&res.messages)),
         }))
     }
 

@@ -18,6 +18,7 @@ pub(super) fn redact_result(result: &mut CallToolResult) -> u32 {
         }
     }
     if let Some(sc) = result.structured_content.as_mut() {
+        count += crate::known::scrub_json(sc);
         count += crate::redact::redact_json(sc).iter().map(|r| r.count).sum::<usize>();
     }
     u32::try_from(count).unwrap_or(u32::MAX)

@@ -14,6 +14,9 @@ fn registered_secrets_never_pass_and_the_longest_goes_whole() {
     set(["other-secret".to_owned()]);
     assert_eq!(scrub("tok-123456"), "tok-123456");
     assert_eq!(scrub("other-secret"), MARK);
+    let mut v = serde_json::json!({"other-secret": ["x other-secret", 1, {"k": "other-secret"}]});
+    assert_eq!(scrub_json(&mut v), 2);
+    assert_eq!(v, serde_json::json!({"other-secret": [format!("x {MARK}"), 1, {"k": MARK}]}));
     set(Vec::new());
     assert_eq!(scrub("other-secret"), "other-secret");
 }
