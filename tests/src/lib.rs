@@ -546,3 +546,18 @@ impl Drop for FakeLlm {
         let _ = self.child.wait();
     }
 }
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:PORT (the metrics endpoint); the whole response.
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("endpoint listening");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("request sent");
+    let mut out = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("answered in time")
+        .expect("answer read");
+    out
+}

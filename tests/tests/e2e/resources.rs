@@ -203,17 +203,6 @@ async fn metrics_in_status_and_prometheus_text() {
     assert!(http_get(port, "/other").await.starts_with("HTTP/1.1 404"));
 }
 
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics endpoint listening");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
-    out
-}
-
 /// Stateless era: a subscription rides the `subscriptions/listen` filter; the server's
 /// update reaches WatchEvents and drops the cached read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

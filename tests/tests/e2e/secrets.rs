@@ -19,17 +19,6 @@ fn assert_clean(what: &str, text: &str, canary: &str) {
     assert!(!text.contains(canary), "the canary leaked through {what}:\n{text}");
 }
 
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics endpoint listening");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_secret_appears_on_no_surface() {
     let secrets = tempfile::tempdir().unwrap();
