@@ -105,6 +105,8 @@ pub struct TestDaemon {
     pub state_dir: PathBuf,
     child: Option<Child>,
     pub log: PathBuf,
+    /// Extra environment for the daemon (what `${env:}` in the config reads).
+    env: Vec<(String, String)>,
 }
 
 impl TestDaemon {
@@ -120,12 +122,30 @@ impl TestDaemon {
         Self::start_full(dir, &state_dir, daemon_extra, servers)
     }
 
+    /// Like `start_with`, with extra environment variables for the daemon.
+    pub fn start_with_env(daemon_extra: &str, servers: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state_dir = dir.path().join("state");
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::start_full_env(dir, &state_dir, daemon_extra, servers, env)
+    }
+
     /// Like `start`, reusing an existing state dir (restart tests).
     pub fn start_in(dir: tempfile::TempDir, state_dir: &Path, servers: &str) -> Self {
         Self::start_full(dir, state_dir, "", servers)
     }
 
     fn start_full(dir: tempfile::TempDir, state_dir: &Path, daemon_extra: &str, servers: &str) -> Self {
+        Self::start_full_env(dir, state_dir, daemon_extra, servers, Vec::new())
+    }
+
+    fn start_full_env(
+        dir: tempfile::TempDir,
+        state_dir: &Path,
+        daemon_extra: &str,
+        servers: &str,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let socket = dir.path().join("run/mcpd.sock");
         let config = dir.path().join("mcpd.toml");
         let body = format!(
@@ -135,7 +155,7 @@ impl TestDaemon {
         );
         std::fs::write(&config, body).expect("write config");
         let log = dir.path().join("mcpd.log");
-        let mut d = Self { dir, socket, config, state_dir: state_dir.to_owned(), child: None, log };
+        let mut d = Self { dir, socket, config, state_dir: state_dir.to_owned(), child: None, log, env };
         d.spawn();
         d
     }
@@ -149,6 +169,7 @@ impl TestDaemon {
             // Must never reach a server: stdio children get only their configured env.
             .env("MCPD_TEST_DAEMON_ONLY", "leak-check")
             .env_remove("MCPD_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

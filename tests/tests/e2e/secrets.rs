@@ -1,5 +1,5 @@
-//! No configured secret leaves mcpd: a random canary passed to servers through `${file:}`
-//! and `${env:}`-style substitution (in args, env, a header, a URL query, an OAuth client
+//! No configured secret leaves mcpd: a random canary passed to servers through `${env:}` and
+//! `${file:}` substitution (in args, env, a header, a URL query, an OAuth client
 //! secret and an LLM key, with an unreachable URL and a server that dies quoting its
 //! arguments, so errors are produced) appears on no surface: status, events, logs, audit,
 //! metrics, gRPC errors, tool results, the CLI, or the daemon's own stdout and stderr.
@@ -25,21 +25,27 @@ async fn a_canary_secret_appears_on_no_surface() {
     let canary = canary();
     let file = secrets.path().join("canary");
     std::fs::write(&file, format!("{canary}\n")).unwrap();
+    // `${file:}` in some places, `${env:}` in others: both are registered.
     let sub = format!("${{file:{}}}", file.display());
+    let env = "${env:MCPD_TEST_CANARY}";
     let metrics = free_port();
     let fault = q(fault_server_bin().display().to_string());
     let servers = format!(
         // A healthy server with the canary in its env.
         "{ok}\
-         [servers.dies]\ncommand = {fault}\nargs = [\"{sub}\"]\nbackoff = {{ initial = \"100ms\", max = \"1s\" }}\n\
-         [servers.remote]\nurl = \"http://127.0.0.1:1/mcp?api_key={sub}\"\nheaders = {{ Authorization = \"Bearer {sub}\" }}\n\
+         [servers.dies]\ncommand = {fault}\nargs = [\"{env}\"]\nbackoff = {{ initial = \"100ms\", max = \"1s\" }}\n\
+         [servers.remote]\nurl = \"http://127.0.0.1:1/mcp?api_key={env}\"\nheaders = {{ Authorization = \"Bearer {env}\" }}\n\
          connect_timeout = \"2s\"\nbackoff = {{ initial = \"100ms\", max = \"1s\" }}\n\
          [servers.authed]\nurl = \"http://127.0.0.1:1/mcp\"\nconnect_timeout = \"2s\"\n\
          oauth = {{ grant = \"client_credentials\", client_id = \"mcpd\", client_secret = \"{sub}\", allow_loopback = true }}\n\
          [llm.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"{sub}\"\nmodel = \"m\"\ntimeout = \"2s\"\nmax_retries = 0\n",
         ok = fault_server("ok", &[], &format!("env = {{ TOKEN = \"{sub}\" }}")),
     );
-    let d = TestDaemon::start_with(&format!("metrics_listen = \"127.0.0.1:{metrics}\"\n"), &servers);
+    let d = TestDaemon::start_with_env(
+        &format!("metrics_listen = \"127.0.0.1:{metrics}\"\n"),
+        &servers,
+        &[("MCPD_TEST_CANARY", &canary)],
+    );
     d.wait_state("ok", proto::ServerState::Ready, READY).await;
     let mut c = d.client().await;
     let mut events = c.watch_events(None).await.unwrap();
@@ -108,7 +114,7 @@ async fn a_canary_secret_appears_on_no_surface() {
     assert!(dies.stderr_tail.iter().any(|l| l.contains("[REDACTED:config]")), "{dies:?}");
     assert!(r.content_json.contains("[REDACTED:config]"), "{}", r.content_json);
     // Status shows what the config says, before substitution (and no URL query).
-    assert!(dies.target.contains(" ${file:"), "{}", dies.target);
+    assert!(dies.target.ends_with(" ${env:MCPD_TEST_CANARY}"), "{}", dies.target);
     let remote = status.servers.iter().find(|s| s.name == "remote").unwrap();
     assert_eq!(remote.target, "http://127.0.0.1:1/mcp");
     for (what, text) in &texts {
