@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod error;
 pub mod event;
 pub mod limit;
+pub mod listing;
 pub mod live;
 pub mod metrics;
 pub mod oauth;

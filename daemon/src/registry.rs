@@ -239,5 +239,17 @@ fn valid_tool_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// A prompt or resource template as the session last listed it, pinned like a tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinItem {
+    /// `prompt` or `resource-template`.
+    pub kind: &'static str,
+    pub name: String,
+    pub fingerprint: String,
+    pub raw: serde_json::Value,
+    /// A scanner finding of medium severity or more.
+    pub blocks_auto_trust: bool,
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,8 @@ use rmcp::{
     Peer,
     model::{
         ArgumentInfo, CompleteRequestParams, CompletionContext, CompletionInfo, GetPromptRequestParams,
-        GetPromptResult, PaginatedRequestParams, Prompt, ReadResourceRequestParams, Reference, Resource,
-        ResourceTemplate, ServerCapabilities, SubscribeRequestParams,
+        GetPromptResult, Prompt, ReadResourceRequestParams, Reference, Resource, ResourceTemplate, ServerCapabilities,
+        SubscribeRequestParams,
     },
     service::{RoleClient, ServiceError},
 };
@@ -23,14 +23,11 @@ use rmcp::{
 use crate::{
     cache::{CachedRead, ResourceCache},
     error::CallError,
+    listing::all_pages,
     registry::Registry,
     supervisor::Supervisor,
     upstream::Upstream,
 };
-
-/// Bounds on listings, against servers that page forever or list without end.
-const MAX_PAGES: usize = 1000;
-const MAX_ITEMS: usize = 10_000;
 
 /// Which server feature an operation needs; servers that lack it are skipped in
 /// all-server listings and refused (FAILED_PRECONDITION) when asked by name.
@@ -91,35 +88,6 @@ impl PeerOf {
             Ok(Err(e)) => Err(crate::error::service_error(server, what, e)),
         }
     }
-}
-
-/// Follows cursors with the caps above.
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ServiceError>
-where
-    F: FnMut(Option<PaginatedRequestParams>) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
-{
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let params = cursor.take().map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-        let (batch, next) = page(params).await?;
-        items.extend(batch);
-        if items.len() > MAX_ITEMS {
-            return Err(ServiceError::McpError(rmcp::ErrorData::internal_error(
-                format!("the server lists more than {MAX_ITEMS} items"),
-                None,
-            )));
-        }
-        match next {
-            Some(c) if !c.is_empty() => cursor = Some(c),
-            _ => return Ok(items),
-        }
-    }
-    Err(ServiceError::McpError(rmcp::ErrorData::internal_error(
-        format!("the listing did not end after {MAX_PAGES} pages"),
-        None,
-    )))
 }
 
 /// Items of every server (or one), with a line per server that could not be asked.
@@ -280,6 +248,7 @@ pub async fn subscribe(supervisor: &Supervisor, server: &str, uri: &str) -> Resu
 /// `server.prompt` with string arguments.
 pub async fn get_prompt(
     supervisor: &Supervisor,
+    trust: &crate::trust::Trust,
     qualified: &str,
     arguments: HashMap<String, String>,
 ) -> Result<GetPromptResult, CallError> {
@@ -287,6 +256,17 @@ pub async fn get_prompt(
         return Err(CallError::Unqualified(qualified.to_owned()));
     };
     let p = peer_for(supervisor, server, Feature::Prompts)?;
+    // Pinned like tools: the prompt as last listed must be trusted (fail closed when it was
+    // never listed).
+    let verdict = match p.upstream.items().into_iter().find(|i| i.kind == "prompt" && i.name == name) {
+        Some(item) => trust.item_verdict(&p.upstream.config, &p.upstream.identity, &item),
+        None => crate::trust::Verdict::Quarantined(
+            "mcpd has not seen it in the server's prompt list; list prompts again once the server announces it".into(),
+        ),
+    };
+    if let crate::trust::Verdict::Quarantined(reason) = verdict {
+        return Err(CallError::Quarantined { tool: qualified.to_owned(), reason });
+    }
     let mut params = GetPromptRequestParams::new(name);
     if !arguments.is_empty() {
         let args: serde_json::Map<String, serde_json::Value> =
@@ -333,6 +313,8 @@ pub struct Checked {
     pub fingerprint: String,
     pub findings: Vec<String>,
     pub sanitized: serde_json::Value,
+    /// The definition as pinned (what the session pins), for the trust verdict.
+    pub item: crate::registry::PinItem,
 }
 
 impl Checked {
@@ -365,6 +347,14 @@ impl<'a> Checker<'a> {
         let fingerprint = crate::integrity::fingerprint::fingerprint(identity, kind, &raw);
         let scan = crate::integrity::scan::scan_definition_with(&raw, others);
         let findings = scan.findings.iter().map(crate::integrity::render_finding).collect();
-        Checked { fingerprint, findings, sanitized: scan.sanitized }
+        let kind = if kind == "prompt" { "prompt" } else { "resource-template" };
+        let item = crate::registry::PinItem {
+            kind,
+            name: raw.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_owned(),
+            fingerprint: fingerprint.clone(),
+            blocks_auto_trust: scan.findings.iter().any(|f| f.severity >= crate::integrity::scan::Severity::Medium),
+            raw,
+        };
+        Checked { fingerprint, findings, sanitized: scan.sanitized, item }
     }
 }

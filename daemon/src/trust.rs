@@ -18,7 +18,7 @@ use std::{
 use crate::{
     config::{ServerConfig, TrustMode},
     integrity::fingerprint::{changed_fields, pretty_canonical},
-    registry::{ServerTools, ToolEntry},
+    registry::{PinItem, ServerTools, ToolEntry},
     store::{PinRecord, Store, StoreError},
     upstream::Upstream,
     util::unix_ms,
@@ -383,6 +383,128 @@ impl Trust {
             .to_string();
         let changed = old.as_ref().map(|o| changed_fields(o, &entry.raw)).unwrap_or_default();
         TrustDiff { old_json: old_text, new_json: new_text, diff, changed_fields: changed }
+    }
+}
+
+/// The pin key of an item: NUL-prefixed, so tool bookkeeping (which skips such names)
+/// never touches it and no tool name can collide with it.
+fn item_key(identity: &str, kind: &str, name: &str) -> String {
+    key(identity, &format!("\0{kind}\0{name}"))
+}
+
+impl Trust {
+    /// The verdict for a listed prompt or resource template: the same rules as tools, in
+    /// every mode (`pinned` pins items with `pins = { "prompt:NAME" = "sha256:..." }`).
+    pub fn item_verdict(&self, cfg: &ServerConfig, identity: &str, item: &PinItem) -> Verdict {
+        let what = format!("this {}", item.kind.replace('-', " "));
+        if cfg.trust == TrustMode::Pinned {
+            let pin_name = format!("{}:{}", item.kind, item.name);
+            return match cfg.pins.get(&pin_name) {
+                Some(p) if *p == item.fingerprint => Verdict::Trusted,
+                Some(_) => Verdict::Quarantined(format!(
+                    "its definition does not match the pin in the config (now {})",
+                    item.fingerprint
+                )),
+                None => Verdict::Quarantined(format!(
+                    "{what} is not pinned in the config (trust = \"pinned\"; add pins.\"{pin_name}\" = \"{}\")",
+                    item.fingerprint
+                )),
+            };
+        }
+        match lock_read(&self.pins).get(&item_key(identity, item.kind, &item.name)).cloned() {
+            Some(p) if p.revoked => Verdict::Quarantined("an admin revoked trust in it; approve it again".into()),
+            Some(p) if p.removed => Verdict::Quarantined(
+                "it was removed from the server's list and came back; approve it (`mcpd trust approve`)".into(),
+            ),
+            Some(p) if p.fingerprint == item.fingerprint => Verdict::Trusted,
+            Some(p) => {
+                let fields = changed_fields(&p.definition, &item.raw);
+                Verdict::Quarantined(format!(
+                    "its definition changed since it was approved ({} changed); approve it again (`mcpd trust approve`)",
+                    if fields.is_empty() { "fingerprint".to_owned() } else { fields.join(", ") }
+                ))
+            }
+            None if cfg.trust == TrustMode::Approve => {
+                Verdict::Quarantined("it awaits approval (trust = \"approve\"): `mcpd trust approve`".into())
+            }
+            None if item.blocks_auto_trust => {
+                Verdict::Quarantined("the scanner flagged its definition, which blocks automatic trust".into())
+            }
+            None => Verdict::Quarantined(format!("{what} appeared after the server was first trusted; approve it")),
+        }
+    }
+
+    /// Bookkeeping for a complete listing of one kind of item (like [`Trust::observe`] for
+    /// tools): under tofu, first-seen clean items are pinned during first use (or always with
+    /// `tofu_new_tools = "trust"`); pinned items missing from the listing are marked removed.
+    /// Returns the quarantined ones with why.
+    pub async fn observe_items(
+        &self,
+        upstream: &Upstream,
+        kind: &'static str,
+        items: &[PinItem],
+    ) -> Vec<(String, String)> {
+        let cfg = &upstream.config;
+        let identity = upstream.identity.as_str();
+        let mut writes = Vec::new();
+        if cfg.trust == TrustMode::Tofu {
+            let first_use = match self.first_trusted_ms(identity) {
+                None => true,
+                Some(_) if lock_read(&self.used).contains(identity) => false,
+                Some(at) => unix_ms().saturating_sub(at) < self.tofu_window_ms.load(Ordering::Relaxed),
+            };
+            for item in items {
+                let k = item_key(identity, kind, &item.name);
+                let unseen = !lock_read(&self.pins).contains_key(&k);
+                if unseen && (first_use || cfg.tofu_trusts_new_tools) && !item.blocks_auto_trust {
+                    writes.push((k, self.pin_for(item, "tofu")));
+                }
+            }
+        }
+        if cfg.trust != TrustMode::Pinned {
+            let listed: HashSet<String> = items.iter().map(|i| item_key(identity, kind, &i.name)).collect();
+            let prefix = item_key(identity, kind, "");
+            let gone: Vec<(String, Arc<PinRecord>)> = lock_read(&self.pins)
+                .iter()
+                .filter(|(k, p)| !p.removed && k.starts_with(&prefix) && !listed.contains(*k))
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            writes.extend(gone.into_iter().map(|(k, p)| (k, PinRecord { removed: true, ..(*p).clone() })));
+        }
+        if !writes.is_empty()
+            && let Err(e) = self.commit(writes).await
+        {
+            tracing::error!(server = %upstream.name, error = %e, "cannot record trust pins; new items stay quarantined");
+        }
+        items
+            .iter()
+            .filter_map(|i| match self.item_verdict(cfg, identity, i) {
+                Verdict::Trusted => None,
+                Verdict::Quarantined(why) => Some((i.name.clone(), why)),
+            })
+            .collect()
+    }
+
+    /// Pins the current definitions of `items` (an admin's approval), flushed before it returns.
+    pub async fn approve_items(&self, upstream: &Upstream, items: &[PinItem]) -> Result<(), TrustError> {
+        if upstream.config.trust == TrustMode::Pinned {
+            return Err(TrustError::PinnedByConfig(upstream.name.clone()));
+        }
+        let writes =
+            items.iter().map(|i| (item_key(&upstream.identity, i.kind, &i.name), self.pin_for(i, "admin"))).collect();
+        self.commit(writes).await?;
+        Ok(())
+    }
+
+    fn pin_for(&self, item: &PinItem, by: &str) -> PinRecord {
+        PinRecord {
+            fingerprint: item.fingerprint.clone(),
+            definition: item.raw.clone(),
+            by: by.into(),
+            unix_ms: unix_ms(),
+            removed: false,
+            revoked: false,
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::{
     config::{ServerConfig, TransportConfig},
     event::{EventBus, EventKind},
+    registry::PinItem,
     state::{ServerState, Transition},
     util::LineRing,
 };
@@ -78,6 +79,11 @@ pub struct Upstream {
     pub auth_changed: Notify,
     /// Poked by `notifications/tools/list_changed`; the session task debounces and re-lists.
     pub tools_changed: Notify,
+    /// Poked by prompt and resource list changes; the session lists and pins them again.
+    pub items_changed: Notify,
+    /// Prompts and resource templates as the session last listed them (what `GetPrompt`
+    /// checks and `trust approve SERVER` pins).
+    items: Mutex<Vec<PinItem>>,
     /// Resource URIs apps subscribed to; renewed on every reconnect.
     subscriptions: Mutex<BTreeSet<String>>,
     /// Poked when `subscriptions` grows (the stateless-era listen stream re-opens).
@@ -117,6 +123,8 @@ impl Upstream {
             auth_changed: Notify::new(),
             subscriptions: Mutex::new(BTreeSet::new()),
             subscriptions_changed: Notify::new(),
+            items_changed: Notify::new(),
+            items: Mutex::new(Vec::new()),
             quarantined: Mutex::new(HashSet::new()),
             roots,
             events,
@@ -231,6 +239,15 @@ impl Upstream {
 
     /// Records the current quarantine set; returns the tools not quarantined (with that
     /// fingerprint) before.
+    /// Replaces the last-listed prompts and resource templates; returns the previous ones.
+    pub fn set_items(&self, items: Vec<PinItem>) -> Vec<PinItem> {
+        std::mem::replace(&mut *lock(&self.items), items)
+    }
+
+    pub fn items(&self) -> Vec<PinItem> {
+        lock(&self.items).clone()
+    }
+
     pub fn set_quarantined(&self, now: impl Iterator<Item = (String, String)>) -> HashSet<String> {
         let now: HashSet<(String, String)> = now.collect();
         let mut prev = lock(&self.quarantined);

@@ -148,6 +148,17 @@ fn app_of<T>(req: &Request<T>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether a listed prompt or resource template is quarantined, and why.
+fn item_state(d: &Daemon, server: &str, item: &crate::registry::PinItem) -> (bool, String) {
+    match d.core.supervisor.upstream(server) {
+        Some(u) => match d.core.trust.item_verdict(&u.config, &u.identity, item) {
+            Verdict::Trusted => (false, String::new()),
+            Verdict::Quarantined(why) => (true, why),
+        },
+        None => (true, "its server is no longer configured".into()),
+    }
+}
+
 /// Text the daemon got from elsewhere (a server's stderr, an error from a library, a status
 /// message), with the config's secret values replaced, as everything leaving the API is.
 fn scrub(text: String) -> String {
@@ -209,7 +220,18 @@ impl Api {
         } else {
             d.core.trust.revoke(&u, tools, tool).await
         };
-        let changed = res.map_err(|e| Status::from(ApiError::from(e)))?;
+        // Approving a server approves its prompts and resource templates too; `server.NAME`
+        // that names no tool may name one of those.
+        let items: Vec<crate::registry::PinItem> =
+            u.items().into_iter().filter(|i| tool.is_none_or(|t| i.name == t)).collect();
+        let mut changed = match res {
+            Err(crate::trust::TrustError::NoSuchTool { .. }) if approve && !items.is_empty() => Vec::new(),
+            other => other.map_err(|e| Status::from(ApiError::from(e)))?,
+        };
+        if approve && !items.is_empty() {
+            d.core.trust.approve_items(&u, &items).await.map_err(|e| Status::from(ApiError::from(e)))?;
+            changed.extend(items.iter().map(|i| format!("{server}.{} ({})", i.name, i.kind)));
+        }
         let what = if approve { "approved" } else { "revoked" };
         for t in &changed {
             tracing::info!(tool = %t, "trust {what}");
@@ -387,7 +409,10 @@ impl Mcpd for Api {
                 .into_iter()
                 .map(|(server, t)| {
                     let checked = checker.check(&server, "resource-template", &t);
+                    let (quarantined, quarantine_reason) = item_state(&d, &server, &checked.item);
                     pb::ResourceTemplate {
+                        quarantined,
+                        quarantine_reason,
                         server,
                         uri_template: t.uri_template.clone(),
                         name: t.name.clone(),
@@ -442,7 +467,10 @@ impl Mcpd for Api {
                 .into_iter()
                 .map(|(server, p)| {
                     let checked = checker.check(&server, "prompt", &p);
+                    let (quarantined, quarantine_reason) = item_state(&d, &server, &checked.item);
                     pb::Prompt {
+                        quarantined,
+                        quarantine_reason,
                         qualified_name: format!("{server}.{}", p.name),
                         name: p.name.clone(),
                         title: checked.text("title"),
@@ -466,8 +494,13 @@ impl Mcpd for Api {
 
     async fn get_prompt(&self, req: Request<pb::GetPromptRequest>) -> Result<Response<pb::GetPromptResponse>, Status> {
         let r = req.into_inner();
-        let res =
-            resource::get_prompt(&self.daemon.core.supervisor, &r.name, r.arguments.into_iter().collect()).await?;
+        let res = resource::get_prompt(
+            &self.daemon.core.supervisor,
+            &self.daemon.core.trust,
+            &r.name,
+            r.arguments.into_iter().collect(),
+        )
+        .await?;
         Ok(Response::new(pb::GetPromptResponse {
             description: res.description.clone().unwrap_or_default(),
             messages_json: scrub(json_text(&res.messages)),

@@ -238,7 +238,12 @@ pub(crate) fn resources_table(r: &pb::ListResourcesResponse) -> String {
 pub(crate) fn templates_table(r: &pb::ListResourceTemplatesResponse) -> String {
     let mut rows = vec![["SERVER", "URI TEMPLATE", "NAME", "DESCRIPTION"].map(String::from).to_vec()];
     for t in &r.templates {
-        rows.push(vec![t.server.clone(), cell(&t.uri_template, 60), cell(&t.name, 30), cell(&t.description, 60)]);
+        let description = if t.quarantined {
+            format!("[quarantined: {}] {}", cell(&t.quarantine_reason, 50), cell(&t.description, 30))
+        } else {
+            cell(&t.description, 60)
+        };
+        rows.push(vec![t.server.clone(), cell(&t.uri_template, 60), cell(&t.name, 30), description]);
     }
     let mut out = table(rows);
     for e in &r.errors {
@@ -251,7 +256,13 @@ pub(crate) fn resources_json(r: &pb::ListResourcesResponse, t: Option<&pb::ListR
     let mut errors: Vec<&String> = r.errors.iter().collect();
     let templates = t.map(|t| {
         errors.extend(t.errors.iter());
-        t.templates.iter().map(|x| json!({"server": x.server, "template": parse_or_null(&x.json)})).collect::<Vec<_>>()
+        t.templates
+            .iter()
+            .map(|x| {
+                json!({"server": x.server, "template": parse_or_null(&x.json), "quarantined": x.quarantined,
+                       "quarantine_reason": x.quarantine_reason})
+            })
+            .collect::<Vec<_>>()
     });
     json!({
         "resources": r.resources.iter().map(|x| json!({"server": x.server, "resource": parse_or_null(&x.json)})).collect::<Vec<_>>(),
@@ -306,7 +317,11 @@ pub(crate) fn prompts_table(r: &pb::ListPromptsResponse) -> String {
         rows.push(vec![
             p.qualified_name.clone(),
             if args.is_empty() { "-".into() } else { args },
-            cell(&p.description, 80),
+            if p.quarantined {
+                format!("[quarantined: {}] {}", cell(&p.quarantine_reason, 60), cell(&p.description, 40))
+            } else {
+                cell(&p.description, 80)
+            },
         ]);
     }
     let mut out = table(rows);
@@ -321,6 +336,7 @@ pub(crate) fn prompts_json(r: &pb::ListPromptsResponse) -> Value {
         "prompts": r.prompts.iter().map(|p| json!({
             "name": p.qualified_name, "server": p.server, "prompt": p.name, "title": p.title,
             "description": p.description, "arguments": parse_or_null(&p.arguments_json),
+            "quarantined": p.quarantined, "quarantine_reason": p.quarantine_reason,
         })).collect::<Vec<_>>(),
         "errors": r.errors,
     })

@@ -30,7 +30,7 @@ use crate::{
     config::{OAuthGrant, ProtocolPref, TransportConfig},
     event::EventKind,
     reaper::Reaper,
-    registry::{Registry, build_server_tools},
+    registry::{PinItem, Registry, build_server_tools},
     requests::ServerRequests,
     state::{ServerState, SessionEnd, Transition},
     store::{Store, StoredTools},
@@ -584,6 +584,9 @@ async fn serve(
         }
     };
     publish(upstream, ctx, &last_tools, &version).await;
+    // Prompts and resource templates are pinned at the same moment as tools (inside the
+    // first-use window), so a later change is a change and not a first sight.
+    pin_items(upstream, ctx, &peer).await;
     upstream.set_peer(Some(peer.clone()));
     if upstream.status().connects > 0 {
         ctx.metrics.record_reconnect(&upstream.name);
@@ -652,6 +655,7 @@ async fn serve(
                                 publish(upstream, ctx, &listing.tools, &version).await;
                                 last_tools = listing.tools;
                             }
+                            pin_items(upstream, ctx, &peer).await;
                             upstream.transition(Transition::Recover, |_| {});
                         }
                         Ok(Err(e)) => {
@@ -663,6 +667,10 @@ async fn serve(
                             upstream.transition(Transition::Degrade, |s| s.last_error = "re-listing tools timed out".into());
                         }
                     }
+                }
+                _ = upstream.items_changed.notified() => {
+                    tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
+                    pin_items(upstream, ctx, &peer).await;
                 }
                 _ = liveness.tick() => {
                     let timeout = ping_every.min(Duration::from_secs(10));
@@ -775,6 +783,94 @@ fn next_relist(ttl: Option<Duration>, refresh: Duration) -> Option<Instant> {
         (a, b) => a.or(b)?,
     };
     Some(Instant::now() + after)
+}
+
+/// Lists the server's prompts and resource templates (those it offers) and runs them through
+/// trust like tools: first sight pins under tofu, a change quarantines (announced once per
+/// definition), and `GetPrompt` checks the verdict. A listing that fails keeps the last one.
+async fn pin_items(upstream: &Arc<Upstream>, ctx: &SessionContext, peer: &rmcp::Peer<RoleClient>) {
+    let Some(caps) = peer.peer_info().map(|i| i.capabilities.clone()) else { return };
+    let timeout = upstream.config.call_timeout;
+    let mut raw: Vec<(&'static str, Vec<serde_json::Value>)> = Vec::new();
+    if caps.prompts.is_some() {
+        let list = crate::listing::all_pages(|c| {
+            let peer = peer.clone();
+            async move { peer.list_prompts(c).await.map(|r| (r.prompts, r.next_cursor)) }
+        });
+        match tokio::time::timeout(timeout, list).await {
+            Ok(Ok(ps)) => raw.push(("prompt", ps.iter().filter_map(|p| serde_json::to_value(p).ok()).collect())),
+            Ok(Err(e)) => tracing::warn!(server = %upstream.name, error = %e, "cannot list prompts to pin them"),
+            Err(_) => tracing::warn!(server = %upstream.name, "listing prompts to pin them timed out"),
+        }
+    }
+    if caps.resources.is_some() {
+        let list = crate::listing::all_pages(|c| {
+            let peer = peer.clone();
+            async move { peer.list_resource_templates(c).await.map(|r| (r.resource_templates, r.next_cursor)) }
+        });
+        match tokio::time::timeout(timeout, list).await {
+            Ok(Ok(ts)) => {
+                raw.push(("resource-template", ts.iter().filter_map(|t| serde_json::to_value(t).ok()).collect()))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(server = %upstream.name, error = %e, "cannot list resource templates to pin them")
+            }
+            Err(_) => tracing::warn!(server = %upstream.name, "listing resource templates to pin them timed out"),
+        }
+    }
+    if raw.is_empty() {
+        return;
+    }
+    let identity = upstream.identity.clone();
+    let others = ctx.registry.snapshot().names_except(&upstream.name);
+    // Fingerprints as `resource::Checker` computes them, so listings and pins agree.
+    let built = tokio::task::spawn_blocking(move || {
+        let others = crate::integrity::scan::OtherTools::new(&others);
+        raw.into_iter()
+            .map(|(kind, defs)| {
+                let items: Vec<PinItem> = defs
+                    .into_iter()
+                    .map(|def| {
+                        let scan = crate::integrity::scan::scan_definition_with(&def, &others);
+                        PinItem {
+                            kind,
+                            name: def.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_owned(),
+                            fingerprint: crate::integrity::fingerprint::fingerprint(&identity, kind, &def),
+                            blocks_auto_trust: scan
+                                .findings
+                                .iter()
+                                .any(|f| f.severity >= crate::integrity::scan::Severity::Medium),
+                            raw: def,
+                        }
+                    })
+                    .collect();
+                (kind, items)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let Ok(kinds) = built else { return };
+    let before = upstream.items();
+    let mut all = Vec::new();
+    for (kind, items) in kinds {
+        for (name, why) in ctx.trust.observe_items(upstream, kind, &items).await {
+            let fingerprint = items.iter().find(|i| i.name == name).map(|i| i.fingerprint.as_str());
+            let announced =
+                before.iter().any(|b| b.kind == kind && b.name == name && Some(b.fingerprint.as_str()) == fingerprint);
+            if !announced {
+                tracing::warn!(server = %upstream.name, kind, name = %name, reason = %why, "quarantined");
+                ctx.metrics.record_quarantine(&upstream.name);
+                upstream.events.emit(
+                    &upstream.name,
+                    EventKind::Quarantined,
+                    None,
+                    format!("{}.{name} ({kind}): {why}", upstream.name),
+                );
+            }
+        }
+        all.extend(items);
+    }
+    upstream.set_items(all);
 }
 
 /// Puts a fresh tool list into the registry and the store.

@@ -32,9 +32,11 @@ pub(super) fn on_notification(upstream: &Upstream, cache: &ResourceCache, n: &Se
         }
         ServerNotification::ResourceListChangedNotification(_) => {
             upstream.events.emit(&upstream.name, EventKind::ResourcesChanged, None, "resource list changed");
+            upstream.items_changed.notify_one();
         }
         ServerNotification::PromptListChangedNotification(_) => {
             upstream.events.emit(&upstream.name, EventKind::PromptsChanged, None, "prompt list changed");
+            upstream.items_changed.notify_one();
         }
         ServerNotification::ToolListChangedNotification(_) => upstream.tools_changed.notify_one(),
         _ => {}

@@ -391,3 +391,55 @@ async fn a_tool_added_after_first_use_is_quarantined_unless_the_server_opts_out(
         }
     }
 }
+
+/// Prompts are pinned like tools, in both eras: the first listing pins them, a changed
+/// prompt is quarantined (ListPrompts says so, GetPrompt refuses it) until approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_prompt_is_quarantined_in_both_eras() {
+    let stateless = format!(
+        "[servers.rugs]\ncommand = {}\nargs = [{}]\nprotocol = \"2026-07-28\"\n",
+        q(python().display().to_string()),
+        q(repo_root().join("tests/servers/rug_server.py").display().to_string())
+    );
+    let d = TestDaemon::start(&format!("{}{stateless}", rug("rug", "")));
+    let mut c = d.client().await;
+    for server in ["rug", "rugs"] {
+        d.wait_state(server, proto::ServerState::Ready, READY).await;
+        let hello = format!("{server}.hello");
+        let args = || [("name".to_owned(), "Ada".to_owned())];
+        let listed = c.list_prompts(Some(server)).await.unwrap();
+        let p = listed.prompts.iter().find(|p| p.qualified_name == hello).expect("hello is listed");
+        assert!(!p.quarantined, "{server}: {}", p.quarantine_reason);
+        assert!(c.get_prompt(&hello, args()).await.unwrap().messages_json.contains("Ada"));
+
+        c.call_tool(&format!("{server}.mutate"), r#"{"kind":"prompt"}"#, None).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let p = loop {
+            let listed = c.list_prompts(Some(server)).await.unwrap();
+            let p = listed.prompts.into_iter().find(|p| p.qualified_name == hello).unwrap();
+            if p.quarantined {
+                break p;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{server}: the changed prompt was not quarantined");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(p.quarantine_reason.contains("description"), "{server}: {}", p.quarantine_reason);
+        // GetPrompt refuses it once the session has seen the change.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let e = loop {
+            match c.get_prompt(&hello, args()).await {
+                Err(e) => break e,
+                Ok(_) => assert!(tokio::time::Instant::now() < deadline, "{server}: GetPrompt still serves it"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(e.code(), Some(Code::FailedPrecondition), "{server}: {e}");
+        assert!(e.to_string().contains("changed since it was approved"), "{server}: {e}");
+
+        let approved = c.trust_approve(&hello).await.unwrap();
+        assert_eq!(approved, [format!("{hello} (prompt)")]);
+        assert!(c.get_prompt(&hello, args()).await.unwrap().messages_json.contains("Ada"));
+        let listed = c.list_prompts(Some(server)).await.unwrap();
+        assert!(!listed.prompts.iter().find(|p| p.qualified_name == hello).unwrap().quarantined);
+    }
+}
