@@ -132,43 +132,78 @@ impl Trust {
     /// string comparison.
     pub fn verdict(&self, cfg: &ServerConfig, identity: &str, entry: &ToolEntry) -> Verdict {
         let name = entry.tool.name.as_ref();
+        self.judge(
+            cfg,
+            Judged {
+                config_pin: name,
+                pin_key: key(identity, name),
+                fingerprint: &entry.fingerprint,
+                raw: &entry.raw,
+                blocked: entry
+                    .blocks_auto_trust
+                    .then(|| entry.findings.first().map(String::as_str).unwrap_or("see `mcpd trust list`")),
+                what: "it",
+                review: "review with `mcpd trust diff` and approve",
+            },
+        )
+    }
+
+    /// The rules every pinned definition (a tool, a prompt, a resource template) is judged by.
+    fn judge(&self, cfg: &ServerConfig, j: Judged<'_>) -> Verdict {
         if cfg.trust == TrustMode::Pinned {
-            return match cfg.pins.get(name) {
-                Some(p) if *p == entry.fingerprint => Verdict::Trusted,
+            let shown = if j.config_pin.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                j.config_pin.to_owned()
+            } else {
+                format!("\"{}\"", j.config_pin)
+            };
+            return match cfg.pins.get(j.config_pin) {
+                Some(p) if p == j.fingerprint => Verdict::Trusted,
                 Some(_) => Verdict::Quarantined(format!(
                     "its definition does not match the pin in the config (now {})",
-                    entry.fingerprint
+                    j.fingerprint
                 )),
                 None => Verdict::Quarantined(format!(
-                    "it is not pinned in the config (trust = \"pinned\"; add pins.{name} = \"{}\")",
-                    entry.fingerprint
+                    "{} is not pinned in the config (trust = \"pinned\"; add pins.{shown} = \"{}\")",
+                    j.what, j.fingerprint
                 )),
             };
         }
-        match self.pin(identity, name) {
+        match lock_read(&self.pins).get(&j.pin_key).cloned() {
             Some(p) if p.revoked => Verdict::Quarantined("an admin revoked trust in it; approve it again".into()),
-            Some(p) if p.removed => Verdict::Quarantined(
-                "it was removed from the server's list and came back; review it with `mcpd trust diff` and approve it"
-                    .into(),
-            ),
-            Some(p) if p.fingerprint == entry.fingerprint => Verdict::Trusted,
+            Some(p) if p.removed => {
+                Verdict::Quarantined(format!("it was removed from the server's list and came back; {} it", j.review))
+            }
+            Some(p) if p.fingerprint == j.fingerprint => Verdict::Trusted,
             Some(p) => {
-                let fields = changed_fields(&p.definition, &entry.raw);
+                let fields = changed_fields(&p.definition, j.raw);
                 Verdict::Quarantined(format!(
-                    "its definition changed since it was approved ({} changed); review with `mcpd trust diff` and approve",
-                    if fields.is_empty() { "fingerprint".to_owned() } else { fields.join(", ") }
+                    "its definition changed since it was approved ({} changed); {}",
+                    if fields.is_empty() { "fingerprint".to_owned() } else { fields.join(", ") },
+                    j.review
                 ))
             }
             None if cfg.trust == TrustMode::Approve => {
                 Verdict::Quarantined("it awaits approval (trust = \"approve\"): `mcpd trust approve`".into())
             }
-            None if entry.blocks_auto_trust => Verdict::Quarantined(format!(
-                "the scanner flagged its definition, which blocks automatic trust: {}",
-                entry.findings.first().map(String::as_str).unwrap_or("see `mcpd trust list`")
-            )),
-            None => Verdict::Quarantined(
-                "it appeared after the server was first trusted; review it and `mcpd trust approve` it".into(),
-            ),
+            None => match j.blocked {
+                Some(finding) => Verdict::Quarantined(format!(
+                    "the scanner flagged its definition, which blocks automatic trust: {finding}"
+                )),
+                None => Verdict::Quarantined(format!(
+                    "{} appeared after the server was first trusted; review it and `mcpd trust approve` it",
+                    j.what
+                )),
+            },
+        }
+    }
+
+    /// Whether `identity` is still in its first use (tofu): no marker yet, or the marker's
+    /// window is open and no call has ended it.
+    fn in_first_use(&self, identity: &str) -> bool {
+        match self.first_trusted_ms(identity) {
+            None => true,
+            Some(_) if lock_read(&self.used).contains(identity) => false,
+            Some(at) => unix_ms().saturating_sub(at) < self.tofu_window_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -184,11 +219,7 @@ impl Trust {
             // "First use" is the server's first listing (plus a short window, since servers
             // register more tools right after the handshake); a tool that appears later,
             // such as a rename, needs an approval like any other change.
-            let first_use = match self.first_trusted_ms(identity) {
-                None => true,
-                Some(_) if lock_read(&self.used).contains(identity.as_str()) => false,
-                Some(at) => now.saturating_sub(at) < self.tofu_window_ms.load(Ordering::Relaxed),
-            };
+            let first_use = self.in_first_use(identity);
             // `tofu_new_tools = "trust"`: every unseen clean tool is pinned on sight.
             let pin_unseen = first_use || cfg.tofu_trusts_new_tools;
             if first_use && cfg.trust == TrustMode::Tofu && self.first_trusted_ms(identity).is_none() {
@@ -386,6 +417,22 @@ impl Trust {
     }
 }
 
+/// One definition to judge (a tool, a prompt, a resource template).
+struct Judged<'a> {
+    /// Its key under `pins` in the config (`trust = "pinned"`).
+    config_pin: &'a str,
+    /// Its key in the pin map.
+    pin_key: String,
+    fingerprint: &'a str,
+    raw: &'a serde_json::Value,
+    /// When the scanner blocks automatic trust: its first finding.
+    blocked: Option<&'a str>,
+    /// How messages name it ("it", "this prompt").
+    what: &'a str,
+    /// What to do about a change.
+    review: &'a str,
+}
+
 /// The pin key of an item: NUL-prefixed, so tool bookkeeping (which skips such names)
 /// never touches it and no tool name can collide with it.
 fn item_key(identity: &str, kind: &str, name: &str) -> String {
@@ -397,41 +444,18 @@ impl Trust {
     /// every mode (`pinned` pins items with `pins = { "prompt:NAME" = "sha256:..." }`).
     pub fn item_verdict(&self, cfg: &ServerConfig, identity: &str, item: &PinItem) -> Verdict {
         let what = format!("this {}", item.kind.replace('-', " "));
-        if cfg.trust == TrustMode::Pinned {
-            let pin_name = format!("{}:{}", item.kind, item.name);
-            return match cfg.pins.get(&pin_name) {
-                Some(p) if *p == item.fingerprint => Verdict::Trusted,
-                Some(_) => Verdict::Quarantined(format!(
-                    "its definition does not match the pin in the config (now {})",
-                    item.fingerprint
-                )),
-                None => Verdict::Quarantined(format!(
-                    "{what} is not pinned in the config (trust = \"pinned\"; add pins.\"{pin_name}\" = \"{}\")",
-                    item.fingerprint
-                )),
-            };
-        }
-        match lock_read(&self.pins).get(&item_key(identity, item.kind, &item.name)).cloned() {
-            Some(p) if p.revoked => Verdict::Quarantined("an admin revoked trust in it; approve it again".into()),
-            Some(p) if p.removed => Verdict::Quarantined(
-                "it was removed from the server's list and came back; approve it (`mcpd trust approve`)".into(),
-            ),
-            Some(p) if p.fingerprint == item.fingerprint => Verdict::Trusted,
-            Some(p) => {
-                let fields = changed_fields(&p.definition, &item.raw);
-                Verdict::Quarantined(format!(
-                    "its definition changed since it was approved ({} changed); approve it again (`mcpd trust approve`)",
-                    if fields.is_empty() { "fingerprint".to_owned() } else { fields.join(", ") }
-                ))
-            }
-            None if cfg.trust == TrustMode::Approve => {
-                Verdict::Quarantined("it awaits approval (trust = \"approve\"): `mcpd trust approve`".into())
-            }
-            None if item.blocks_auto_trust => {
-                Verdict::Quarantined("the scanner flagged its definition, which blocks automatic trust".into())
-            }
-            None => Verdict::Quarantined(format!("{what} appeared after the server was first trusted; approve it")),
-        }
+        self.judge(
+            cfg,
+            Judged {
+                config_pin: &format!("{}:{}", item.kind, item.name),
+                pin_key: item_key(identity, item.kind, &item.name),
+                fingerprint: &item.fingerprint,
+                raw: &item.raw,
+                blocked: item.blocks_auto_trust.then_some("see its findings in the listing"),
+                what: &what,
+                review: "approve it again (`mcpd trust approve`)",
+            },
+        )
     }
 
     /// Bookkeeping for a complete listing of one kind of item (like [`Trust::observe`] for
@@ -448,11 +472,7 @@ impl Trust {
         let identity = upstream.identity.as_str();
         let mut writes = Vec::new();
         if cfg.trust == TrustMode::Tofu {
-            let first_use = match self.first_trusted_ms(identity) {
-                None => true,
-                Some(_) if lock_read(&self.used).contains(identity) => false,
-                Some(at) => unix_ms().saturating_sub(at) < self.tofu_window_ms.load(Ordering::Relaxed),
-            };
+            let first_use = self.in_first_use(identity);
             for item in items {
                 let k = item_key(identity, kind, &item.name);
                 let unseen = !lock_read(&self.pins).contains_key(&k);
