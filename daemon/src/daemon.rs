@@ -28,6 +28,8 @@ pub struct Daemon {
     pub config_path: PathBuf,
     pub socket_path: PathBuf,
     pub state_dir: PathBuf,
+    /// The MCP front end's endpoints, once bound (status shows them).
+    pub mcp: std::sync::OnceLock<McpEndpoints>,
     /// Audit records kept; shared with the audit writer thread, which reads it per batch.
     pub(crate) audit_max_entries: Arc<std::sync::atomic::AtomicUsize>,
     /// Serialises reloads (SIGHUP and RPC).
@@ -35,6 +37,16 @@ pub struct Daemon {
     /// Fired when the daemon starts shutting down, so endless streams (WatchEvents) end
     /// and the gRPC server can close its connections.
     pub stopping: CancellationToken,
+}
+
+/// Where the MCP front end listens.
+#[derive(Debug, Clone, Default)]
+pub struct McpEndpoints {
+    pub socket: PathBuf,
+    /// The HTTP endpoint's bound address; `None`: off.
+    pub listen: Option<std::net::SocketAddr>,
+    pub auth: &'static str,
+    pub token_file: Option<PathBuf>,
 }
 
 /// What a reload did.

@@ -15,7 +15,8 @@
 //! - [`resource`]: resources, prompts and completion across servers; reads cached by [`cache`].
 //! - [`agent`] and [`pipeline`]: bounded loops over the call core.
 //! - [`api`]: the gRPC front end, a thin translation over the core; errors become statuses
-//!   only in `api/status.rs`.
+//!   only in `api/status.rs`. [`mcp`]: the MCP front end (the `mcpd mcp` bridge's socket and
+//!   the Streamable HTTP endpoint), the same kind of translation for MCP hosts.
 //! - [`metrics`]: per-tool counters and latency histograms (Status and Prometheus text).
 //! - [`daemon`]: the state front ends share, and reload. [`serve`]: wiring, signals,
 //!   shutdown. [`reaper`]: kills server process groups when the daemon dies.
@@ -38,6 +39,7 @@ pub mod event;
 pub mod limit;
 pub mod listing;
 pub mod live;
+pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod pipeline;

@@ -37,6 +37,8 @@ pub enum ServeError {
     Bind(#[from] api::server::BindError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    McpHttp(#[from] crate::mcp::http::HttpError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -114,12 +116,46 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         config_path: opts.config_path.clone(),
         socket_path: opts.socket.clone(),
         state_dir: opts.state_dir.clone(),
+        mcp: std::sync::OnceLock::new(),
         audit_max_entries: audit_max,
         reload_lock: tokio::sync::Mutex::new(()),
         stopping: CancellationToken::new(),
     });
 
     let listener = api::server::bind(&opts.socket).await?;
+    // The MCP front end: the bridge's socket always, the HTTP endpoint when configured.
+    let mcp_stop = CancellationToken::new();
+    let mcp_shared = crate::mcp::Shared::new(daemon.clone());
+    let mcp_socket = crate::mcp::socket::socket_path(&opts.socket);
+    let mcp_listener = api::server::bind(&mcp_socket).await?;
+    let mut endpoints = crate::daemon::McpEndpoints {
+        socket: mcp_socket.clone(),
+        listen: None,
+        auth: config.daemon.mcp.auth.as_str(),
+        token_file: None,
+    };
+    let mcp_http = match config.daemon.mcp.listen {
+        Some(addr) => {
+            let ep = crate::mcp::http::Endpoint::bind(mcp_shared.clone(), &config.daemon.mcp, addr, mcp_stop.clone())
+                .await?;
+            endpoints.listen = ep.local_addr();
+            if config.daemon.mcp.auth == crate::config::McpAuth::Token {
+                endpoints.token_file = Some(
+                    config
+                        .daemon
+                        .mcp
+                        .token_file
+                        .clone()
+                        .unwrap_or_else(|| crate::mcp::http::default_token_path(&opts.state_dir)),
+                );
+            } else {
+                tracing::warn!(%addr, "the MCP endpoint takes no token (mcp_auth = \"none\"): any local process can call tools");
+            }
+            Some(ep)
+        }
+        None => None,
+    };
+    let _ = daemon.mcp.set(endpoints);
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
@@ -131,6 +167,13 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
 
     let api_stop = CancellationToken::new();
     let mut api_task = tokio::spawn(api::server::serve(Api { daemon: daemon.clone() }, listener, api_stop.clone()));
+    tokio::spawn(crate::mcp::socket::serve(mcp_shared, mcp_listener, mcp_stop.clone()));
+    if let Some(ep) = mcp_http {
+        if let Some(addr) = ep.local_addr() {
+            tracing::info!(%addr, "MCP endpoint serving");
+        }
+        tokio::spawn(ep.serve());
+    }
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog(root.clone());
     {
@@ -174,6 +217,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Order: stop taking RPCs, stop sessions (reaping children), flush the store.
     api_stop.cancel();
+    mcp_stop.cancel();
     daemon.stopping.cancel();
     let shutdown = async {
         let api_done = async {
@@ -199,6 +243,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         w.abort();
     }
     let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(&mcp_socket);
     match api_result {
         Some(Ok(Err(e))) => Err(ServeError::Grpc(e)),
         _ => Ok(()),

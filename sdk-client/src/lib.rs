@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bridge;
+
 use std::{path::PathBuf, time::Duration};
 
 use hyper_util::rt::TokioIo;

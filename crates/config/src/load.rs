@@ -13,7 +13,7 @@ use super::problem::{ConfigError, Problem, io_message, line_col};
 use super::reader::{FileCtx, Val};
 use super::server::{Registry, parse_servers};
 
-const TOP_KEYS: &[&str] = &["daemon", "servers", "llm", "sampling", "pipelines", "policy"];
+const TOP_KEYS: &[&str] = &["daemon", "servers", "llm", "sampling", "pipelines", "profiles", "policy"];
 /// Accepted and kept raw so configs for newer daemons still load.
 const RESERVED_KEYS: &[&str] = &["policy"];
 const DAEMON_KEYS: &[&str] = &[
@@ -65,12 +65,14 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
     let mut llm = BTreeMap::new();
     let mut reg = Registry::default();
     let mut pipelines_value = None;
+    let mut profiles = BTreeMap::new();
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
         match name {
             "daemon" => {}
             "servers" => parse_servers(&mut ctx, value, &daemon, &mut reg),
             "pipelines" => pipelines_value = Some(value),
+            "profiles" => profiles = super::mcp::parse_profiles(&mut ctx, value),
             "sampling" => {
                 if let Some(s) = super::server::parse_sampling(&mut ctx, "sampling", value, &sampling.clone()) {
                     sampling = s;
@@ -113,14 +115,13 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
         }
     }
 
-    // Pipelines name servers, which included files may define: checked last.
+    // Pipelines and profiles name servers, which included files may define: checked last.
+    let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems, secrets: &mut secrets };
     let pipelines = match pipelines_value {
-        Some(v) => {
-            let mut ctx = FileCtx { file: origin, dir, src, env, problems: &mut problems, secrets: &mut secrets };
-            parse_pipelines(&mut ctx, v, &reg.servers)
-        }
+        Some(v) => parse_pipelines(&mut ctx, v, &reg.servers),
         None => BTreeMap::new(),
     };
+    let profiles = super::mcp::check_profiles(&mut ctx, profiles, &reg.servers);
 
     if problems.is_empty() {
         Ok(Config {
@@ -131,6 +132,7 @@ pub(crate) fn load_str(src: &str, origin: &Path, env: Env<'_>) -> Result<Config,
             extra,
             sampling,
             pipelines,
+            profiles,
             secrets: known_secrets(secrets),
         })
     } else {
@@ -281,9 +283,14 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
                     }
                 }
             }
-            _ => ctx.unknown_key(k, DAEMON_KEYS, "in [daemon]"),
+            _ if super::mcp::daemon_key(ctx, &mut d, key, v) => {}
+            _ => {
+                let known: Vec<&str> = DAEMON_KEYS.iter().chain(super::mcp::MCP_DAEMON_KEYS).copied().collect();
+                ctx.unknown_key(k, &known, "in [daemon]")
+            }
         }
     }
+    super::mcp::check_daemon(ctx, &d, v.span());
     (d, includes)
 }
 

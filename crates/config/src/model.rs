@@ -27,6 +27,8 @@ pub struct Config {
     pub pipelines: BTreeMap<String, PipelineConfig>,
     /// `[sampling]`: how servers' sampling requests are answered (servers may override).
     pub sampling: SamplingConfig,
+    /// `[profiles.NAME]`: what each MCP host sees through the MCP front end.
+    pub profiles: BTreeMap<String, ProfileConfig>,
     /// Every value that came from `${env:}` / `${file:}` and every secret-typed value
     /// (env, headers, OAuth client secret, LLM key), at least `MIN_SECRET_LEN` long, longest
     /// first: the daemon registers them with its redactor so none is ever printed.
@@ -91,6 +93,109 @@ pub struct DaemonConfig {
     /// `trust = "tofu"`: tools a server lists this soon after it is first trusted are
     /// trusted on first use too (servers often register tools right after the handshake).
     pub tofu_window: Duration,
+    /// The MCP front end over Streamable HTTP (`mcp_listen`, `mcp_auth`, ...).
+    pub mcp: McpHttpConfig,
+}
+
+/// `[daemon] mcp_*`: the MCP front end's Streamable HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct McpHttpConfig {
+    /// `mcp_listen`; `None`: the endpoint is off.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `mcp_auth`: a bearer token on every request (the default), or none (loopback only).
+    pub auth: McpAuth,
+    /// `mcp_token = "${file:PATH}"`: where the bearer token lives; `None`: `mcp-token` in the
+    /// state directory. The daemon writes it (mode 0600) on first start when it is absent.
+    pub token_file: Option<PathBuf>,
+    /// `mcp_origins`: browser origins allowed besides the endpoint's own loopback origins.
+    pub origins: Vec<String>,
+    /// `mcp_hosts`: `Host` values allowed besides loopback names (a name-based bind).
+    pub hosts: Vec<String>,
+    /// `mcp_tls_cert` / `mcp_tls_key`: PEM files; both or neither. A non-loopback
+    /// `mcp_listen` needs them and token auth.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `mcp_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum McpAuth {
+    #[default]
+    Token,
+    /// No token: only for a loopback bind (the conformance suite cannot send headers).
+    None,
+}
+
+impl McpAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            McpAuth::Token => "token",
+            McpAuth::None => "none",
+        }
+    }
+}
+
+/// One `[profiles.NAME]` table: the view of the registry one MCP host gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileConfig {
+    pub name: String,
+    /// Servers whose tools, resources and prompts are served (`pipeline` names the
+    /// pipelines); `None`: every server and the pipelines.
+    pub servers: Option<Vec<String>>,
+    /// Globs over qualified names (`server.tool`); deny wins.
+    pub tools: ToolFilter,
+    /// How tool and prompt names are spelled for the host.
+    pub names: NameStyle,
+}
+
+impl ProfileConfig {
+    /// The profile a host gets when it names none: everything, dotted names.
+    pub fn everything() -> Self {
+        ProfileConfig {
+            name: DEFAULT_PROFILE.to_owned(),
+            servers: None,
+            tools: ToolFilter::default(),
+            names: NameStyle::Dotted,
+        }
+    }
+
+    /// Whether this profile serves `server`'s items at all.
+    pub fn serves(&self, server: &str) -> bool {
+        self.servers.as_ref().is_none_or(|s| s.iter().any(|n| n == server))
+    }
+}
+
+/// The profile served when none is named; a `[profiles.default]` table replaces it.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// `names`: how a profile spells `server.tool` for its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameStyle {
+    /// `server.tool`, as the gRPC API names tools.
+    #[default]
+    Dotted,
+    /// `server__tool`: for hosts whose tool names allow only `[A-Za-z0-9_-]`.
+    Alias,
+    /// The tool's own name: for a profile of exactly one server (checked at load).
+    Bare,
+}
+
+impl NameStyle {
+    pub const ALL: [NameStyle; 3] = [NameStyle::Dotted, NameStyle::Alias, NameStyle::Bare];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameStyle::Dotted => "dotted",
+            NameStyle::Alias => "alias",
+            NameStyle::Bare => "bare",
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -112,6 +217,7 @@ impl Default for DaemonConfig {
             app_rate_limit: None,
             audit_max_entries: 100_000,
             tofu_window: Duration::from_secs(30),
+            mcp: McpHttpConfig::default(),
         }
     }
 }

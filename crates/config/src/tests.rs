@@ -1434,3 +1434,55 @@ headers = { Authorization = "Bearer ${env:TOKEN}" }
     assert_eq!(a.source, r#"["run",["--token=${env:TOKEN}","--flag=${env:SHORT}"]]"#);
     assert_eq!(server(&c, "b").source, "https://example.com/mcp?api_key=${env:TOKEN}");
 }
+
+#[test]
+fn mcp_front_end_settings_and_profiles_parse() {
+    let c = ok(concat!(
+        "[daemon]\nmcp_listen = \"127.0.0.1:8765\"\nmcp_token = \"${file:mcp.token}\"\n",
+        "mcp_origins = [\"http://localhost:6274\"]\n",
+        "[servers.a]\ncommand = \"x\"\n[servers.b]\ncommand = \"y\"\n",
+        "[profiles.coding]\nservers = [\"a\", \"pipeline\"]\nnames = \"alias\"\ntools = { deny = [\"a.rm*\"] }\n",
+        "[profiles.one]\nservers = [\"b\"]\nnames = \"bare\"\n",
+    ));
+    let m = &c.daemon.mcp;
+    assert_eq!(m.listen, Some("127.0.0.1:8765".parse().unwrap()));
+    assert_eq!(m.auth, McpAuth::Token);
+    assert_eq!(m.token_file.as_deref(), Some(Path::new("/etc/mcpd/mcp.token")));
+    assert_eq!(m.origins, vec!["http://localhost:6274".to_owned()]);
+    let p = &c.profiles["coding"];
+    assert_eq!(p.names, NameStyle::Alias);
+    assert!(p.serves("a") && p.serves("pipeline") && !p.serves("b"));
+    assert!(p.tools.allows("a.echo") && !p.tools.allows("a.rm_rf"));
+    assert_eq!(c.profiles["one"].names, NameStyle::Bare);
+    // Off by default.
+    assert_eq!(ok("").daemon.mcp, McpHttpConfig::default());
+}
+
+#[test]
+fn mcp_front_end_mistakes_are_all_reported() {
+    let problems = problems(concat!(
+        "[daemon]\nmcp_listen = \"0.0.0.0:8765\"\nmcp_auth = \"none\"\nmcp_token = \"hunter2hunter2\"\n",
+        "mcp_tls_cert = \"cert.pem\"\nmcp_origins = [\"localhost\"]\n",
+        "[servers.a]\ncommand = \"x\"\n",
+        "[profiles.x]\nservers = [\"a\", \"nope\"]\n",
+        "[profiles.y]\nnames = \"bare\"\ncolour = 1\n",
+        "[profiles.Bad]\n",
+    ));
+    for needle in [
+        "\"mcp_token\" must be \"${file:PATH}\"",
+        "invalid origin \"localhost\"",
+        "set both or neither",
+        "loopback \"mcp_listen\" only",
+        "names server \"nope\"",
+        "unknown key \"colour\" in [profiles.y]",
+        "invalid profile name \"Bad\"",
+    ] {
+        assert!(problems.iter().any(|p| p.contains(needle)), "{needle}: {problems:#?}");
+    }
+    // The token never appears in a message.
+    assert!(!problems.iter().any(|p| p.contains("hunter2")), "{problems:#?}");
+    let open = super::tests::problems("[daemon]\nmcp_listen = \"192.0.2.1:8765\"\n");
+    assert!(open.len() == 1 && open[0].contains("needs TLS"), "{open:#?}");
+    let bare = super::tests::problems("[servers.a]\ncommand = \"x\"\n[profiles.y]\nnames = \"bare\"\n");
+    assert!(bare.iter().any(|p| p.contains("exactly one server")), "{bare:#?}");
+}

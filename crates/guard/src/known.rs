@@ -14,10 +14,30 @@ use std::{
 pub const MARK: &str = "[REDACTED:config]";
 
 static KNOWN: RwLock<Option<Arc<Vec<String>>>> = RwLock::new(None);
+/// The config's values as last [`set`], and the daemon's own ([`add`]), which a reload keeps.
+static SOURCES: RwLock<(Vec<String>, Vec<String>)> = RwLock::new((Vec::new(), Vec::new()));
 
-/// Replaces the registered secrets (longest first, so one that contains another goes whole).
+/// Replaces the config's registered secrets (longest first, so one that contains another
+/// goes whole). Secrets registered with [`add`] stay.
 pub fn set(values: impl IntoIterator<Item = String>) {
-    let mut v: Vec<String> = values.into_iter().filter(|s| !s.is_empty()).collect();
+    let mut sources = SOURCES.write().unwrap_or_else(|p| p.into_inner());
+    sources.0 = values.into_iter().filter(|s| !s.is_empty()).collect();
+    publish(&sources);
+}
+
+/// Registers one of the daemon's own secrets (the MCP endpoint's bearer token): hidden for
+/// the life of the process, across reloads.
+pub fn add(value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let mut sources = SOURCES.write().unwrap_or_else(|p| p.into_inner());
+    sources.1.push(value.to_owned());
+    publish(&sources);
+}
+
+fn publish(sources: &(Vec<String>, Vec<String>)) {
+    let mut v: Vec<String> = sources.0.iter().chain(sources.1.iter()).cloned().collect();
     v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     v.dedup();
     let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());

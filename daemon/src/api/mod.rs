@@ -246,6 +246,15 @@ impl Mcpd for Api {
     async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         let d = &self.daemon;
         let (cache_entries, cache_bytes) = d.cache.stats();
+        let mcp = d.mcp.get().cloned().unwrap_or_default();
+        let mcp_profiles = {
+            let live = d.core.live.load();
+            let mut names: Vec<String> = live.config.profiles.keys().cloned().collect();
+            if !names.iter().any(|n| n == crate::config::DEFAULT_PROFILE) {
+                names.insert(0, crate::config::DEFAULT_PROFILE.to_owned());
+            }
+            names
+        };
         Ok(Response::new(pb::StatusResponse {
             daemon: Some(pb::DaemonStatus {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -257,6 +266,11 @@ impl Mcpd for Api {
                 cache_entries,
                 cache_bytes,
                 cache_max_bytes: d.cache.max_bytes(),
+                mcp_socket: mcp.socket.display().to_string(),
+                mcp_listen: mcp.listen.map(|a| a.to_string()).unwrap_or_default(),
+                mcp_auth: if mcp.listen.is_some() { mcp.auth.to_owned() } else { String::new() },
+                mcp_token_file: mcp.token_file.map(|p| p.display().to_string()).unwrap_or_default(),
+                mcp_profiles,
             }),
             servers: d.core.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
         }))

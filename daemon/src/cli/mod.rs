@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use mcpd::config::{self, EXIT_CONFIG, LogFormat};
 use mcpd_client::Client;
 
+mod mcp;
 mod render;
 
 /// Exit codes (documented in README.md).
@@ -176,6 +177,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve MCP on stdin/stdout for a host that launches `mcpd mcp` (Claude Desktop, Claude
+    /// Code, Cursor, VS Code, the Inspector): bridged to the running daemon, never a daemon
+    /// of its own. `mcpd config snippet HOST` prints the host's config entry.
+    Mcp {
+        /// The `[profiles.NAME]` deciding what the host sees (default: `default`).
+        #[arg(long)]
+        profile: Option<String>,
+    },
     /// Print a shell completion script: `mcpd completions bash > /etc/bash_completion.d/mcpd`.
     Completions { shell: clap_complete::Shell },
 }
@@ -259,6 +268,14 @@ enum ConfigCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Print the entry that makes a host launch `mcpd mcp`, to paste into its config.
+    Snippet {
+        #[arg(value_enum)]
+        host: mcp::Host,
+        /// The profile the host gets.
+        #[arg(long)]
+        profile: Option<String>,
+    },
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -287,6 +304,10 @@ pub(crate) fn main() -> ExitCode {
                 }
             }
         }
+        Command::Config { command: ConfigCommand::Snippet { host, profile } } => {
+            mcp::snippet(host, cli.socket, profile)
+        }
+        Command::Mcp { profile } => mcp::bridge(cli.socket, profile),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "mcpd", &mut std::io::stdout());
@@ -692,7 +713,7 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 println!("{}", render::event_line(&ev, json));
             }
         }
-        Command::Serve { .. } | Command::Config { .. } | Command::Completions { .. } => {
+        Command::Serve { .. } | Command::Config { .. } | Command::Completions { .. } | Command::Mcp { .. } => {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     }

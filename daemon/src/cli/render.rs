@@ -79,12 +79,21 @@ pub(crate) fn status_table(st: &pb::StatusResponse) -> String {
     let mut out = String::new();
     if let Some(d) = &st.daemon {
         out.push_str(&format!(
-            "mcpd {} (pid {}) up {}, socket {}\n\n",
+            "mcpd {} (pid {}) up {}, socket {}\n",
             d.version,
             d.pid,
             human_ms(d.uptime_ms),
-            d.socket_path
+            safe(&d.socket_path)
         ));
+        out.push_str(&format!("MCP: `mcpd mcp` via {}", safe(&d.mcp_socket)));
+        match (d.mcp_listen.as_str(), d.mcp_auth.as_str()) {
+            ("", _) => out.push_str(", HTTP endpoint off"),
+            (addr, "none") => out.push_str(&format!(", http://{}/mcp with NO token (mcp_auth = \"none\")", safe(addr))),
+            (addr, _) => {
+                out.push_str(&format!(", http://{}/mcp with the token in {}", safe(addr), safe(&d.mcp_token_file)))
+            }
+        }
+        out.push_str(&format!("; profiles {}\n\n", safe(&d.mcp_profiles.join(", "))));
     }
     let mut rows = vec![
         ["SERVER", "TRANSPORT", "PROTOCOL", "STATE", "TOOLS", "UPTIME", "NEXT RETRY", "LAST ERROR"]
@@ -118,6 +127,10 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
             "version": d.version, "pid": d.pid, "uptime_ms": d.uptime_ms,
             "config_path": d.config_path, "socket_path": d.socket_path, "state_dir": d.state_dir,
             "cache": {"entries": d.cache_entries, "bytes": d.cache_bytes, "max_bytes": d.cache_max_bytes},
+            "mcp": {
+                "socket": d.mcp_socket, "listen": d.mcp_listen, "auth": d.mcp_auth,
+                "token_file": d.mcp_token_file, "profiles": d.mcp_profiles,
+            },
         })),
         "servers": st.servers.iter().map(|s| json!({
             "name": s.name, "transport": s.transport, "target": s.target, "state": state_name(s.state),

@@ -19,4 +19,10 @@ fn registered_secrets_never_pass_and_the_longest_goes_whole() {
     assert_eq!(v, serde_json::json!({"other-secret": [format!("x {MARK}"), 1, {"k": MARK}]}));
     set(Vec::new());
     assert_eq!(scrub("other-secret"), "other-secret");
+    // The daemon's own secret survives every later set.
+    add("endpoint-token-abc");
+    set(["other-secret".to_owned()]);
+    assert_eq!(scrub("endpoint-token-abc other-secret"), format!("{MARK} {MARK}"));
+    set(Vec::new());
+    assert_eq!(scrub("endpoint-token-abc"), MARK);
 }

@@ -1,0 +1,603 @@
+//! The MCP front end: mcpd as an MCP server, for every MCP host (Claude Code, Claude Desktop,
+//! Cursor, VS Code, the Inspector, agent frameworks).
+//!
+//! One handler ([`Front`], on rmcp's server side) serves both transports: the Unix socket
+//! that `mcpd mcp` bridges to a host's stdio ([`socket`]), and the loopback Streamable HTTP
+//! endpoint ([`http`]). Both protocol eras are served as rmcp negotiates them per host. The
+//! handler only translates: every tool call goes through the call core (trust, policy,
+//! schema, audit naming the host), and a profile ([`view`]) decides what the host sees.
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+        CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ProgressNotificationParam, Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+        Reference, ResourceContents, ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+        SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    },
+    service::{NotificationContext, RequestContext, SubscriptionContext},
+};
+use tokio::sync::mpsc;
+
+use crate::{
+    call::{CallRequest, Caller},
+    config::{DEFAULT_PROFILE, ProfileConfig},
+    daemon::Daemon,
+    error::{CallError, ErrorKind},
+    event::EventKind,
+    resource::{self, CompleteRef},
+};
+
+pub mod http;
+pub mod socket;
+pub mod view;
+
+/// How long a host may treat a listing as fresh (`ttlMs`, 2026-07-28). Changes are also
+/// announced (`list_changed`), so this only bounds how stale a host that ignores them gets.
+const LIST_TTL_MS: u64 = 30_000;
+/// Progress updates queued per call before the oldest are dropped (a slow host must not
+/// hold back the upstream server).
+const PROGRESS_QUEUE: usize = 64;
+/// URIs remembered with the server that listed them (reads are routed by them).
+const MAX_OWNERS: usize = 10_000;
+
+/// What the MCP front ends share: the daemon, and which server owns which resource URI.
+pub struct Shared {
+    pub daemon: Arc<Daemon>,
+    owners: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    pub fn new(daemon: Arc<Daemon>) -> Arc<Self> {
+        Arc::new(Shared { daemon, owners: std::sync::Mutex::new(HashMap::new()) })
+    }
+
+    fn remember(&self, items: impl Iterator<Item = (String, String)>) {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        for (uri, server) in items {
+            // Bounded: a server listing endless URIs resets the map rather than growing it.
+            if owners.len() >= MAX_OWNERS && !owners.contains_key(&uri) {
+                owners.clear();
+            }
+            owners.insert(uri, server);
+        }
+    }
+
+    fn owner(&self, uri: &str) -> Option<String> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner()).get(uri).cloned()
+    }
+}
+
+/// One host's connection (a session, or one stateless request) to the front end.
+#[derive(Clone)]
+pub struct Front {
+    shared: Arc<Shared>,
+    /// The `[profiles.NAME]` this host gets; read from the live config on every request, so
+    /// a reload applies to connected hosts too.
+    profile: String,
+    /// How the audit names the transport: `stdio pid:P` (the bridge's peer credentials) or
+    /// `http`.
+    transport: String,
+}
+
+impl Front {
+    pub fn new(shared: Arc<Shared>, profile: impl Into<String>, transport: impl Into<String>) -> Self {
+        Front { shared, profile: profile.into(), transport: transport.into() }
+    }
+
+    fn daemon(&self) -> &Daemon {
+        &self.shared.daemon
+    }
+
+    fn profile(&self) -> Result<ProfileConfig, McpError> {
+        profile_of(self.daemon(), &self.profile).ok_or_else(|| {
+            McpError::invalid_request(format!("profile {:?} is no longer configured", self.profile), None)
+        })
+    }
+
+    /// The host as the audit log and per-app rate limits name it.
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Caller {
+        let client = ctx.client_info().map(|i| i.name).unwrap_or_else(|| "unknown".into());
+        // The host's self-reported name is display-only: keep it short and printable.
+        let client: String = client.chars().filter(|c| !c.is_control()).take(64).collect();
+        Caller::app(format!("mcp:{client} ({}, profile {})", self.transport, self.profile))
+    }
+
+    /// The server behind a resource URI: the one that listed it, else the one with a
+    /// template it fits, else the first served server that can read it.
+    async fn owner_of(&self, profile: &ProfileConfig, uri: &str) -> Result<String, McpError> {
+        if let Some(s) = self.shared.owner(uri).filter(|s| profile.serves(s)) {
+            return Ok(s);
+        }
+        let sup = &self.daemon().core.supervisor;
+        if let Ok(l) = resource::list_resources(sup, "").await {
+            self.shared
+                .remember(l.items.into_iter().filter(|(s, _)| profile.serves(s)).map(|(s, r)| (r.uri.clone(), s)));
+            if let Some(s) = self.shared.owner(uri).filter(|s| profile.serves(s)) {
+                return Ok(s);
+            }
+        }
+        if let Ok(l) = resource::list_resource_templates(sup, "").await
+            && let Some((s, _)) = l.items.iter().find(|(s, t)| profile.serves(s) && template_fits(&t.uri_template, uri))
+        {
+            return Ok(s.clone());
+        }
+        Err(McpError::resource_not_found(format!("no served server lists the resource {uri:?}"), None))
+    }
+}
+
+/// The profile called `name`; `default` is every server when no table defines it.
+pub fn profile_of(daemon: &Daemon, name: &str) -> Option<ProfileConfig> {
+    let live = daemon.core.live.load();
+    match live.config.profiles.get(name) {
+        Some(p) => Some(p.clone()),
+        None if name == DEFAULT_PROFILE => Some(ProfileConfig::everything()),
+        None => None,
+    }
+}
+
+/// Whether `uri` could be an instance of the RFC 6570 `template`: the literal text before
+/// the first expression must match (a cheap routing hint, not a full expansion).
+fn template_fits(template: &str, uri: &str) -> bool {
+    let literal = template.split('{').next().unwrap_or(template);
+    !literal.is_empty() && uri.starts_with(literal)
+}
+
+/// A call-path error as the host sees it: a name that resolves to no tool is a protocol
+/// error (-32602, as the spec asks for unknown tools); every other failure is a tool result
+/// with `isError`, so the host shows the reason to its user.
+fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
+    let text = crate::known::scrub(&e.to_string()).into_owned();
+    match e.kind() {
+        ErrorKind::NotFound if matches!(e, CallError::NoSuchTool { .. } | CallError::NoSuchServer(_)) => {
+            Err(McpError::invalid_params(text, None))
+        }
+        _ => Ok(CallToolResult::error(vec![ContentBlock::text(text)])),
+    }
+}
+
+/// A failure outside tool calls (resources, prompts, completion) as a JSON-RPC error.
+fn request_failure(e: CallError) -> McpError {
+    let text = crate::known::scrub(&e.to_string()).into_owned();
+    match e.kind() {
+        ErrorKind::NotFound => McpError::invalid_params(text, None),
+        ErrorKind::InvalidArgument | ErrorKind::FailedPrecondition | ErrorKind::PermissionDenied => {
+            McpError::invalid_params(text, None)
+        }
+        _ => McpError::internal_error(text, None),
+    }
+}
+
+// Logging is deprecated in 2026-07-28 but still part of the session era that hosts speak.
+#[allow(deprecated)]
+fn caps() -> ServerCapabilities {
+    ServerCapabilities::builder()
+        .enable_tools()
+        .enable_tool_list_changed()
+        .enable_resources()
+        .enable_resources_subscribe()
+        .enable_resources_list_changed()
+        .enable_prompts()
+        .enable_prompts_list_changed()
+        .enable_completions()
+        .enable_logging()
+        .build()
+}
+
+// === impl ServerHandler for Front ===
+
+impl ServerHandler for Front {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = Implementation::new("mcpd", env!("CARGO_PKG_VERSION"));
+        info.title = Some("mcpd".into());
+        ServerConfig::new(caps()).with_server_info(info).with_instructions(
+            "mcpd serves the tools, resources and prompts of the MCP servers configured behind it, checked by its \
+             trust and policy rules.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let profile = self.profile()?;
+        let core = &self.daemon().core;
+        let snap = core.registry.snapshot();
+        let tools = view::tools(&profile, &snap, &|t| core.verdict(t))
+            .into_iter()
+            .map(|(name, t)| {
+                // The sanitised copy: what hosts and their models are shown.
+                let mut tool: Tool = t.display.clone();
+                tool.name = name.into();
+                tool
+            })
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools).with_ttl_ms(LIST_TTL_MS).with_cache_scope(CacheScope::Private))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let profile = self.profile()?;
+        let Some(qualified) = view::qualified(&profile, &request.name) else {
+            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+        };
+        // The profile's own filter is a refusal like any other; a tool hidden only because it
+        // is app-only stays callable (an MCP Apps view calls it through its host).
+        if !profile.tools.allows(&qualified) {
+            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+        }
+        let caller = self.caller(&ctx);
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
+        let req = CallRequest { name: &qualified, arguments_json: &arguments, timeout: None, confirm: false };
+        let token = ctx.meta.get_progress_token();
+        let (p_tx, mut p_rx) = mpsc::channel::<ProgressNotificationParam>(PROGRESS_QUEUE);
+        let call = self.daemon().core.call(&caller, req, token.is_some().then_some(p_tx));
+        let mut call = std::pin::pin!(call);
+        loop {
+            tokio::select! {
+                // The host cancelled: dropping the call cancels it upstream and audits it.
+                _ = ctx.ct.cancelled() => {
+                    return Err(McpError::internal_error("the call was cancelled", None));
+                }
+                Some(mut p) = p_rx.recv() => {
+                    if let Some(token) = &token {
+                        p.progress_token = token.clone();
+                        let _ = ctx.peer.notify_progress(p).await;
+                    }
+                }
+                res = &mut call => {
+                    // Updates sent just before the result still go out, and before it.
+                    while let Ok(mut p) = p_rx.try_recv() {
+                        if let Some(token) = &token {
+                            p.progress_token = token.clone();
+                            let _ = ctx.peer.notify_progress(p).await;
+                        }
+                    }
+                    let mut result = match res {
+                        Ok(o) => o.result,
+                        Err(e) => call_failure(e)?,
+                    };
+                    // A session-era server's result has no `resultType`; a 2026-07-28 host
+                    // requires one (rmcp clears it again for session-era hosts).
+                    result.result_type = Some(ResultType::COMPLETE);
+                    return Ok(CallToolResponse::Complete(result));
+                }
+            }
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let profile = self.profile()?;
+        let l = resource::list_resources(&self.daemon().core.supervisor, "").await.map_err(request_failure)?;
+        let items: Vec<_> = l.items.into_iter().filter(|(s, _)| profile.serves(s)).collect();
+        self.shared.remember(items.iter().map(|(s, r)| (r.uri.clone(), s.clone())));
+        let resources = items.into_iter().map(|(_, r)| r).collect();
+        Ok(ListResourcesResult::with_all_items(resources)
+            .with_ttl_ms(LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let profile = self.profile()?;
+        let d = self.shared.daemon.clone();
+        let l = resource::list_resource_templates(&d.core.supervisor, "").await.map_err(request_failure)?;
+        let templates = tokio::task::spawn_blocking(move || {
+            let mut checker = resource::Checker::new(&d.core.registry, &d.core.supervisor);
+            l.items
+                .into_iter()
+                .filter(|(s, _)| profile.serves(s))
+                .filter_map(|(server, t)| {
+                    let checked = checker.check(&server, "resource-template", &t);
+                    // A changed or new template waits for approval like a tool: hidden.
+                    item_trusted(&d, &server, &checked.item).then(|| serde_json::from_value(checked.sanitized).ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| McpError::internal_error(format!("listing templates failed: {e}"), None))?;
+        Ok(ListResourceTemplatesResult::with_all_items(templates)
+            .with_ttl_ms(LIST_TTL_MS)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let profile = self.profile()?;
+        let server = self.owner_of(&profile, &request.uri).await?;
+        let d = self.daemon();
+        let ttl = d.core.live.load().resource_ttl();
+        let read = resource::read(&d.core.supervisor, &d.cache, ttl, &server, &request.uri, false)
+            .await
+            .map_err(request_failure)?;
+        let contents: Vec<ResourceContents> =
+            serde_json::from_str(&crate::known::scrub(&read.entry.contents_json)).unwrap_or_default();
+        let mut result = ReadResourceResult::new(contents);
+        result.result_type = Some(ResultType::COMPLETE);
+        result.ttl_ms = Some(read.entry.ttl.as_millis() as u64);
+        if !read.entry.meta_json.is_empty() {
+            result.meta = serde_json::from_str(&read.entry.meta_json).ok();
+        }
+        Ok(ReadResourceResponse::Complete(result))
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let profile = self.profile()?;
+        let server = self.owner_of(&profile, &request.uri).await?;
+        resource::subscribe(&self.daemon().core.supervisor, &server, &request.uri).await.map_err(request_failure)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        // Upstream subscriptions are shared by every caller of the daemon; this host simply
+        // stops being told (its notifier filters on what it still wants).
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let profile = self.profile()?;
+        let d = self.shared.daemon.clone();
+        let l = resource::list_prompts(&d.core.supervisor, "").await.map_err(request_failure)?;
+        let prompts = tokio::task::spawn_blocking(move || {
+            let mut checker = resource::Checker::new(&d.core.registry, &d.core.supervisor);
+            l.items
+                .into_iter()
+                .filter(|(s, _)| profile.serves(s))
+                .filter_map(|(server, p)| {
+                    let checked = checker.check(&server, "prompt", &p);
+                    if !item_trusted(&d, &server, &checked.item) {
+                        return None;
+                    }
+                    let mut prompt: Prompt = serde_json::from_value(checked.sanitized).ok()?;
+                    prompt.name = view::exposed(profile.names, &server, &p.name);
+                    Some(prompt)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| McpError::internal_error(format!("listing prompts failed: {e}"), None))?;
+        Ok(ListPromptsResult::with_all_items(prompts).with_ttl_ms(LIST_TTL_MS).with_cache_scope(CacheScope::Private))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let profile = self.profile()?;
+        let Some(qualified) = view::qualified(&profile, &request.name) else {
+            return Err(McpError::invalid_params(format!("unknown prompt {:?}", request.name), None));
+        };
+        let args = request
+            .arguments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+            .collect();
+        let d = self.daemon();
+        let res: GetPromptResult =
+            resource::get_prompt(&d.core.supervisor, &d.core.trust, &qualified, args).await.map_err(request_failure)?;
+        // Prompt text comes from elsewhere: the config's secrets never leave in it.
+        let mut value = serde_json::to_value(&res).unwrap_or_default();
+        let res = match crate::known::scrub_json(&mut value) {
+            0 => res,
+            _ => serde_json::from_value(value).unwrap_or(res),
+        };
+        let mut res = res;
+        res.result_type = Some(ResultType::COMPLETE);
+        Ok(GetPromptResponse::Complete(res))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let profile = self.profile()?;
+        let (server, target) = match &request.r#ref {
+            Reference::Prompt(p) => {
+                let Some(q) = view::qualified(&profile, &p.name) else {
+                    return Err(McpError::invalid_params(format!("unknown prompt {:?}", p.name), None));
+                };
+                let (server, name) = q.split_once('.').unwrap_or_default();
+                (server.to_owned(), CompleteRef::Prompt(name.to_owned()))
+            }
+            Reference::Resource(r) => {
+                let sup = &self.daemon().core.supervisor;
+                let l = resource::list_resource_templates(sup, "").await.map_err(request_failure)?;
+                let Some((server, _)) = l.items.iter().find(|(s, t)| profile.serves(s) && t.uri_template == r.uri)
+                else {
+                    return Err(McpError::invalid_params(
+                        format!("no served server has the template {:?}", r.uri),
+                        None,
+                    ));
+                };
+                (server.clone(), CompleteRef::ResourceTemplate(r.uri.clone()))
+            }
+            _ => return Err(McpError::invalid_params("unknown completion reference", None)),
+        };
+        let context = request.context.and_then(|c| c.arguments).unwrap_or_default();
+        let info: CompletionInfo = resource::complete(
+            &self.daemon().core.supervisor,
+            &server,
+            target,
+            &request.argument.name,
+            &request.argument.value,
+            context.into_iter().collect(),
+        )
+        .await
+        .map_err(request_failure)?;
+        Ok(CompleteResult::new(info))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        // mcpd's own log level is the admin's; a host's choice applies to nothing upstream.
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
+        // The 2026-07-28 notification stream: the same daemon events the session era's
+        // notifier turns into list_changed, filtered by what the host asked for.
+        let mut events = self.daemon().events.subscribe();
+        let stopping = self.daemon().stopping.clone();
+        let profile = self.profile.clone();
+        loop {
+            let ev = tokio::select! {
+                _ = ctx.cancelled() => return Ok(()),
+                _ = stopping.cancelled() => return Ok(()),
+                ev = events.recv() => ev,
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                // Fell behind: say everything may have changed.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = ctx.sink().notify_tool_list_changed().await;
+                    let _ = ctx.sink().notify_prompt_list_changed().await;
+                    let _ = ctx.sink().notify_resource_list_changed().await;
+                    continue;
+                }
+                Err(_) => return Ok(()),
+            };
+            if !profile_of(self.daemon(), &profile).is_some_and(|p| p.serves(&ev.server)) {
+                continue;
+            }
+            let sent = match ev.kind {
+                EventKind::ToolsChanged | EventKind::Quarantined | EventKind::TrustChanged => {
+                    ctx.sink().notify_tool_list_changed().await
+                }
+                EventKind::PromptsChanged => ctx.sink().notify_prompt_list_changed().await,
+                EventKind::ResourcesChanged => ctx.sink().notify_resource_list_changed().await,
+                EventKind::ResourceUpdated => ctx.sink().notify_resource_updated(ev.message.clone()).await,
+                _ => Ok(()),
+            };
+            // The sink refuses what the host did not ask for; a closed stream ends us.
+            if let Err(e) = sent
+                && ctx.request_context().ct.is_cancelled()
+            {
+                tracing::debug!(error = %e, "subscription stream closed");
+                return Ok(());
+            }
+        }
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // The session era: list_changed and resource updates go out as plain notifications
+        // for as long as the session lives.
+        let peer = ctx.peer.clone();
+        let daemon = self.shared.daemon.clone();
+        let profile = self.profile.clone();
+        tokio::spawn(async move {
+            let mut events = daemon.events.subscribe();
+            loop {
+                let ev = tokio::select! {
+                    _ = daemon.stopping.cancelled() => return,
+                    ev = events.recv() => ev,
+                };
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if peer.notify_tool_list_changed().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                if !profile_of(&daemon, &profile).is_some_and(|p| p.serves(&ev.server)) {
+                    continue;
+                }
+                let sent = match ev.kind {
+                    EventKind::ToolsChanged | EventKind::Quarantined | EventKind::TrustChanged => {
+                        peer.notify_tool_list_changed().await
+                    }
+                    EventKind::PromptsChanged => peer.notify_prompt_list_changed().await,
+                    EventKind::ResourcesChanged => peer.notify_resource_list_changed().await,
+                    EventKind::ResourceUpdated => {
+                        peer.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(
+                            ev.message.clone(),
+                        ))
+                        .await
+                    }
+                    _ => Ok(()),
+                };
+                if sent.is_err() || peer.is_transport_closed() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Whether a listed prompt or template is trusted now.
+fn item_trusted(d: &Daemon, server: &str, item: &crate::registry::PinItem) -> bool {
+    d.core
+        .supervisor
+        .upstream(server)
+        .is_some_and(|u| d.core.trust.item_verdict(&u.config, &u.identity, item).is_trusted())
+}
+
+/// How long the HTTP endpoint keeps an idle session-era session.
+pub const SESSION_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_route_by_their_literal_prefix() {
+        assert!(template_fits("file:///{path}", "file:///etc/hosts"));
+        assert!(!template_fits("file:///{path}", "git://x"));
+        // A template that is all expression says nothing about where a URI lives.
+        assert!(!template_fits("{uri}", "anything"));
+    }
+
+    #[test]
+    fn unknown_tools_are_protocol_errors_and_the_rest_are_tool_errors() {
+        let unknown = CallError::NoSuchTool { name: "a.b".into(), suggestion: None };
+        assert!(call_failure(unknown).is_err());
+        let q = CallError::Quarantined { tool: "a.b".into(), reason: "changed".into() };
+        let r = call_failure(q).expect("a tool result");
+        assert_eq!(r.is_error, Some(true));
+    }
+}
