@@ -10,6 +10,7 @@ line per step to stdout:
 
     tools              {"step": "tools", "names": [...]}
     call:NAME:JSON     {"step": "call", "is_error": bool, "text": "...", "structured": ...}
+                       (or {"step": "call", "protocol_error": "..."} for a JSON-RPC error)
     progress:NAME:JSON the call with a progress callback: adds "progress": [values]
     resources          {"step": "resources", "uris": [...]}
     read:URI           {"step": "read", "text": "..."}
@@ -75,7 +76,15 @@ async def run(client: Client, steps: list[str]) -> None:
                     seen.append(progress)
 
                 kwargs = {"progress_callback": on_progress} if kind == "progress" else {}
-                r = await client.call_tool(name, json.loads(args or "{}"), **kwargs)
+                try:
+                    r = await client.call_tool(name, json.loads(args or "{}"), **kwargs)
+                except Exception as e:  # noqa: BLE001 - a JSON-RPC error answer is a result here
+                    if type(e).__name__ != "MCPError":
+                        raise
+                    out["protocol_error"] = str(e)
+                    out.update(COUNTS)
+                    print(json.dumps(out), flush=True)
+                    continue
                 out.update(is_error=bool(r.is_error), text=text_of(r.content), structured=r.structured_content)
                 if kind == "progress":
                     out["progress"] = seen

@@ -9,6 +9,7 @@ mod integrity;
 mod interop;
 mod lifecycle;
 mod llm;
+mod mcp_front;
 mod oauth;
 mod pipelines;
 mod reload;
