@@ -210,7 +210,7 @@ async fn foreign_origins_hosts_and_tokens_are_refused_before_any_upstream() {
         (&[("Authorization", &bearer), ("Origin", "http://evil.example")], 403),
         (&[("Authorization", &bearer), ("Host", "evil.example")], 403),
         // A rebinding page: the right address under a foreign name.
-        (&[("Authorization", &bearer), ("Host", &"attacker.example:80")], 403),
+        (&[("Authorization", &bearer), ("Host", "attacker.example:80")], 403),
         (&[], 401),
         (&[("Authorization", "Bearer not-the-token")], 401),
     ];
