@@ -38,6 +38,44 @@ static SECRET_PROSE: LazyLock<Regex> = LazyLock::new(|| {
 static NEGATED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b(do not|don't|never|not)\b").expect("static regex compiles"));
 
+/// The future of a [`Host`] answer.
+pub type HostAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send>>;
+
+/// A downstream MCP host (on the MCP front end) that answers what servers ask during the
+/// calls it makes: the host's own user and model, rather than mcpd's configured routes.
+pub trait Host: Send + Sync {
+    /// Whether the host declared the capability for `method` with these params (URL-mode
+    /// elicitation is a capability of its own).
+    fn accepts(&self, method: &str, params: &Value) -> bool;
+    /// Asks the host; `Err` says why it could not answer.
+    fn ask(&self, method: &'static str, params: Value) -> HostAnswer;
+}
+
+/// A [`Host`] as callers carry it (compared by identity).
+#[derive(Clone)]
+pub struct HostHandle(pub Arc<dyn Host>);
+
+impl std::fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostHandle")
+    }
+}
+
+impl PartialEq for HostHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HostHandle {}
+
+impl HostHandle {
+    /// The host, if it takes `method` (with `params`).
+    pub fn taking(h: Option<&HostHandle>, method: &str, params: &Value) -> Option<Arc<dyn Host>> {
+        h.filter(|h| h.0.accepts(method, params)).map(|h| h.0.clone())
+    }
+}
+
 pub struct ServerRequests {
     pub attachments: Arc<Attachments>,
     pub sampler: Arc<Sampler>,
@@ -82,7 +120,10 @@ impl ServerRequests {
     /// An elicitation: declined when it asks for a secret (form mode), when its URL is not
     /// http(s) (URL mode), or when no app answers; otherwise the app's answer. URL mode
     /// hands the app the URL's host as `_mcpd.urlHost` so it can show it next to the URL.
-    pub async fn elicit(&self, upstream: &Upstream, mut params: Value) -> Value {
+    ///
+    /// A `host` that takes elicitations (the MCP host whose call this is) is asked instead of
+    /// an attached app, after the same rules.
+    pub async fn elicit(&self, upstream: &Upstream, mut params: Value, host: Option<&HostHandle>) -> Value {
         let server = upstream.name.as_str();
         let url_mode = params.get("mode").and_then(Value::as_str) == Some("url") || params.get("url").is_some();
         if url_mode {
@@ -101,6 +142,20 @@ impl ServerRequests {
             upstream.events.emit(server, EventKind::ElicitationDeclined, None, why);
             return decline();
         }
+        if let Some(h) = HostHandle::taking(host, "elicitation/create", &params) {
+            // mcpd's own hint is for its attached apps; the host gets the server's request.
+            if let Some(obj) = params.as_object_mut() {
+                obj.remove("_mcpd");
+            }
+            return match tokio::time::timeout(DEFAULT_REPLY_TIMEOUT, h.ask("elicitation/create", params)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => {
+                    tracing::info!(server = %server, reason = %e, "the host did not answer an elicitation; declined");
+                    decline()
+                }
+                Err(_) => decline(),
+            };
+        }
         match self.attachments.route(server, RequestKind::Elicitation, params, DEFAULT_REPLY_TIMEOUT).await {
             Ok(v) => v,
             Err(e) => {
@@ -111,8 +166,13 @@ impl ServerRequests {
         }
     }
 
-    pub async fn sample(&self, upstream: &Upstream, params: Value) -> Result<Value, ErrorData> {
-        self.sampler.sample(upstream, params).await
+    pub async fn sample(
+        &self,
+        upstream: &Upstream,
+        params: Value,
+        host: Option<&HostHandle>,
+    ) -> Result<Value, ErrorData> {
+        self.sampler.sample(upstream, params, host).await
     }
 
     /// `roots/list`: the server's configured roots.
@@ -123,15 +183,20 @@ impl ServerRequests {
 
     /// Fulfils the input requests of one MRTR `input_required` round, keyed as the server
     /// keyed them. A refused sampling request fails the round (and the call) with its error.
-    pub async fn fulfil(&self, upstream: &Upstream, requests: &Value) -> Result<BTreeMap<String, Value>, ErrorData> {
+    pub async fn fulfil(
+        &self,
+        upstream: &Upstream,
+        requests: &Value,
+        host: Option<&HostHandle>,
+    ) -> Result<BTreeMap<String, Value>, ErrorData> {
         let mut out = BTreeMap::new();
         let Some(map) = requests.as_object() else { return Ok(out) };
         for (key, req) in map {
             let method = req.get("method").and_then(Value::as_str).unwrap_or("");
             let params = req.get("params").cloned().unwrap_or_else(|| json!({}));
             let answer = match method {
-                "sampling/createMessage" => self.sample(upstream, params).await?,
-                "elicitation/create" => self.elicit(upstream, params).await,
+                "sampling/createMessage" => self.sample(upstream, params, host).await?,
+                "elicitation/create" => self.elicit(upstream, params, host).await,
                 "roots/list" => self.roots(upstream),
                 other => {
                     return Err(ErrorData::invalid_params(

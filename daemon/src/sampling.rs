@@ -109,7 +109,14 @@ impl Sampler {
     }
 
     /// Answers one sampling request of `upstream`'s server.
-    pub async fn sample(&self, upstream: &Upstream, params: Value) -> Result<Value, ErrorData> {
+    /// A `host` that takes sampling (the MCP host whose call this is) answers instead of the
+    /// route, within the same budgets; `route = "refuse"` still refuses.
+    pub async fn sample(
+        &self,
+        upstream: &Upstream,
+        params: Value,
+        host: Option<&crate::requests::HostHandle>,
+    ) -> Result<Value, ErrorData> {
         let server = upstream.name.as_str();
         let policies = self.policies.load();
         let cfg = policies.servers.get(server).unwrap_or(&policies.default).clone();
@@ -144,6 +151,19 @@ impl Sampler {
             InFlight { sampler: self, server: server.to_owned() }
         };
         check_messages(&params)?;
+        if let Some(h) = crate::requests::HostHandle::taking(host, "sampling/createMessage", &params) {
+            let mut params = params;
+            // The configured cap on maxTokens holds whoever answers.
+            if let Some(obj) = params.as_object_mut() {
+                let asked = obj.get("maxTokens").and_then(Value::as_u64).unwrap_or(u64::from(cfg.max_tokens));
+                obj.insert("maxTokens".into(), Value::from(asked.min(u64::from(cfg.max_tokens))));
+            }
+            return match tokio::time::timeout(DEFAULT_REPLY_TIMEOUT, h.ask("sampling/createMessage", params)).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(refuse(format!("the MCP host did not answer: {e}"))),
+                Err(_) => Err(refuse("the MCP host did not answer in time".into())),
+            };
+        }
         match &cfg.route {
             SamplingRoute::App => {
                 match self.attachments.route(server, RequestKind::Sampling, params, DEFAULT_REPLY_TIMEOUT).await {

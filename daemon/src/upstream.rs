@@ -74,6 +74,10 @@ pub struct Upstream {
     pub permits: Semaphore,
     stderr: Mutex<LineRing>,
     progress: Mutex<HashMap<ProgressToken, mpsc::Sender<ProgressNotificationParam>>>,
+    /// MCP hosts of calls in flight, oldest first, each with its call's number: a session-era
+    /// server's requests carry no link to the call that caused them, so the newest call's host
+    /// that is still waiting is asked.
+    hosts: Mutex<(u64, Vec<(u64, crate::requests::HostHandle)>)>,
     /// Poked when an OAuth login or logout changed this server's credentials: the session
     /// reconnects with them (or waits in `needs-auth` for them).
     pub auth_changed: Notify,
@@ -119,6 +123,7 @@ impl Upstream {
             peer: ArcSwapOption::empty(),
             stderr: Mutex::new(LineRing::new(STDERR_RING_BYTES)),
             progress: Mutex::new(HashMap::new()),
+            hosts: Mutex::new((0, Vec::new())),
             tools_changed: Notify::new(),
             auth_changed: Notify::new(),
             subscriptions: Mutex::new(BTreeSet::new()),
@@ -274,6 +279,20 @@ impl Upstream {
         lock(&self.subscriptions).iter().cloned().collect()
     }
 
+    /// Registers the host of a call in flight until the guard drops.
+    pub fn enter_host(&self, host: crate::requests::HostHandle) -> HostGuard<'_> {
+        let mut h = lock(&self.hosts);
+        h.0 += 1;
+        let id = h.0;
+        h.1.push((id, host));
+        HostGuard { upstream: self, id }
+    }
+
+    /// The host of the newest call in flight that has one.
+    pub fn current_host(&self) -> Option<crate::requests::HostHandle> {
+        lock(&self.hosts).1.last().map(|(_, h)| h.clone())
+    }
+
     /// Routes progress notifications for `token` to `tx` until [`Upstream::unwatch_progress`].
     pub fn watch_progress(&self, token: ProgressToken, tx: mpsc::Sender<ProgressNotificationParam>) {
         lock(&self.progress).insert(token, tx);
@@ -333,5 +352,17 @@ mod tests {
         assert_eq!(redact_url("https://u:p@host/mcp?key=1"), "https://host/mcp");
         assert_eq!(redact_url("http://127.0.0.1:3000/mcp"), "http://127.0.0.1:3000/mcp");
         assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
+    }
+}
+
+/// Keeps a call's host registered with its upstream (see [`Upstream::enter_host`]).
+pub struct HostGuard<'a> {
+    upstream: &'a Upstream,
+    id: u64,
+}
+
+impl Drop for HostGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.upstream.hosts).1.retain(|(id, _)| *id != self.id);
     }
 }

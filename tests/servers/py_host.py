@@ -139,6 +139,7 @@ async def main() -> None:
         client_info=info,
         cache=None,
         sampling_callback=on_sampling,
+        sampling_capabilities=types.SamplingCapability(tools=types.SamplingToolsCapability()),
         elicitation_callback=on_elicit,
     ) as client:
         await run(client, a.steps)

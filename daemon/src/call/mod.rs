@@ -64,6 +64,9 @@ pub struct Caller {
     pub app: String,
     /// The agent or pipeline run the call is a step of.
     pub run: Option<Run>,
+    /// The MCP host making the call, when it can answer what the server asks meanwhile
+    /// (sampling, elicitation).
+    pub host: Option<crate::requests::HostHandle>,
 }
 
 /// An agent or pipeline run on whose behalf a call is made.
@@ -77,12 +80,12 @@ pub struct Run {
 
 impl Caller {
     pub fn app(app: impl Into<String>) -> Self {
-        Caller { app: app.into(), run: None }
+        Caller { app: app.into(), run: None, host: None }
     }
 
     /// The same app, for a step of `run`.
     pub fn in_run(&self, via: impl Into<String>, id: impl Into<String>) -> Self {
-        Caller { app: self.app.clone(), run: Some(Run { via: via.into(), id: id.into() }) }
+        Caller { app: self.app.clone(), run: Some(Run { via: via.into(), id: id.into() }), host: self.host.clone() }
     }
 }
 
@@ -271,8 +274,10 @@ impl CallEnv<'_> {
         }
         let started = tokio::time::Instant::now();
         let Authorized { upstream, entry, arguments } = authorize::authorize(self, &req, &caller.app)?;
-        let attempt =
-            |arguments, progress| send::call_authorized(self, &req, &upstream, &entry, arguments, started, progress);
+        let host = caller.host.as_ref();
+        let attempt = |arguments, progress| {
+            send::call_authorized(self, &req, &upstream, &entry, arguments, started, progress, host)
+        };
         match attempt(arguments.clone(), progress.clone()).await {
             Ok(o) => Ok(o),
             Err(send::Failed::Call(e)) => Err(e),

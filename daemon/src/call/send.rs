@@ -65,6 +65,7 @@ pub(super) async fn call_authorized(
     arguments: serde_json::Map<String, serde_json::Value>,
     started: tokio::time::Instant,
     progress: Option<mpsc::Sender<ProgressNotificationParam>>,
+    host: Option<&crate::requests::HostHandle>,
 ) -> Result<CallOutcome, Failed> {
     let qualified = req.name;
     let server = upstream.name.as_str();
@@ -78,6 +79,9 @@ pub(super) async fn call_authorized(
         .map_err(|_| CallError::Busy { server: server.to_owned(), limit: upstream.config.max_concurrency })?
         .map_err(|_| unavailable())?;
 
+    // Session era: what the server asks during the call reaches the session's handler, not
+    // this future; the upstream keeps the hosts of calls in flight so the handler finds it.
+    let _host = host.map(|h| upstream.enter_host(h.clone()));
     let mut params = CallToolRequestParams::new(entry.tool.name.clone()).with_arguments(arguments);
     // Stateless era (MRTR): the server may answer `input_required` with requests to fulfil
     // (sampling, elicitation, roots); mcpd answers them like their session-era forms and
@@ -114,7 +118,7 @@ pub(super) async fn call_authorized(
                     }));
                 }
                 let asked = serde_json::to_value(&ir.input_requests).unwrap_or(serde_json::Value::Null);
-                let answers = tokio::time::timeout_at(deadline, env.core.requests.fulfil(upstream, &asked))
+                let answers = tokio::time::timeout_at(deadline, env.core.requests.fulfil(upstream, &asked, host))
                     .await
                     .map_err(|_| CallError::Deadline { tool: qualified.to_owned(), timeout })?
                     .map_err(|e| CallError::InputRefused {

@@ -15,10 +15,10 @@ use rmcp::{
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
         CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
-        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ProgressNotificationParam, Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-        Reference, ResourceContents, ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-        SubscriptionFilter, Tool, UnsubscribeRequestParams,
+        InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ProgressNotificationParam, Prompt, ProtocolVersion, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Reference, ResourceContents, ResultType, ServerCapabilities,
+        ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
     },
     service::{NotificationContext, RequestContext, SubscriptionContext},
 };
@@ -30,9 +30,11 @@ use crate::{
     daemon::Daemon,
     error::{CallError, ErrorKind},
     event::EventKind,
+    requests::HostHandle,
     resource::{self, CompleteRef},
 };
 
+pub mod host;
 pub mod http;
 pub mod socket;
 pub mod view;
@@ -50,11 +52,13 @@ const MAX_OWNERS: usize = 10_000;
 pub struct Shared {
     pub daemon: Arc<Daemon>,
     owners: std::sync::Mutex<HashMap<String, String>>,
+    /// Calls of 2026-07-28 hosts waiting for the answers the hosts were asked for.
+    parked: host::ParkedCalls,
 }
 
 impl Shared {
     pub fn new(daemon: Arc<Daemon>) -> Arc<Self> {
-        Arc::new(Shared { daemon, owners: std::sync::Mutex::new(HashMap::new()) })
+        Arc::new(Shared { daemon, owners: std::sync::Mutex::new(HashMap::new()), parked: Default::default() })
     }
 
     fn remember(&self, items: impl Iterator<Item = (String, String)>) {
@@ -106,6 +110,93 @@ impl Front {
         // The host's self-reported name is display-only: keep it short and printable.
         let client: String = client.chars().filter(|c| !c.is_control()).take(64).collect();
         Caller::app(format!("mcp:{client} ({}, profile {})", self.transport, self.profile))
+    }
+
+    /// Starts a call through the core as its own task, so it can outlive one request of a
+    /// stateless-era host (which answers questions by retrying).
+    fn start_call(
+        &self,
+        request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<host::Running, McpError> {
+        let profile = self.profile()?;
+        let Some(qualified) = view::qualified(&profile, &request.name) else {
+            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+        };
+        // The profile's own filter is a refusal like any other; a tool hidden only because it
+        // is app-only stays callable (an MCP Apps view calls it through its host).
+        if !profile.tools.allows(&qualified) {
+            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+        }
+        let mut caller = self.caller(ctx);
+        let caps = ctx.client_capabilities().unwrap_or_default();
+        let (asks_tx, asks) = host::ask_channel();
+        let stateless = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        caller.host = Some(HostHandle(if stateless {
+            Arc::new(host::RoundHost { caps, asks: asks_tx })
+        } else {
+            Arc::new(host::SessionHost { peer: ctx.peer.clone(), caps })
+        }));
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
+        let (p_tx, progress) = mpsc::channel::<ProgressNotificationParam>(PROGRESS_QUEUE);
+        let (r_tx, result) = tokio::sync::oneshot::channel();
+        let core = self.shared.daemon.core.clone();
+        let task = tokio::spawn(async move {
+            let req = CallRequest { name: &qualified, arguments_json: &arguments, timeout: None, confirm: false };
+            let _ = r_tx.send(core.call(&caller, req, Some(p_tx)).await);
+        });
+        Ok(host::Running { result, asks, progress, task: host::AbortOnDrop(task) })
+    }
+
+    /// Forwards progress until the call ends, the host cancels, or the server asks something
+    /// a stateless-era host must answer in a round of its own.
+    async fn drive(
+        &self,
+        mut running: host::Running,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let token = ctx.meta.get_progress_token();
+        let forward = |mut p: ProgressNotificationParam| {
+            let token = token.clone();
+            async move {
+                if let Some(token) = token {
+                    p.progress_token = token;
+                    let _ = ctx.peer.notify_progress(p).await;
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                // The host cancelled: dropping the call cancels it upstream and audits it.
+                _ = ctx.ct.cancelled() => {
+                    return Err(McpError::internal_error("the call was cancelled", None));
+                }
+                Some(p) = running.progress.recv() => forward(p).await,
+                Some(ask) = running.asks.recv() => {
+                    let mut asks = vec![ask];
+                    while let Ok(a) = running.asks.try_recv() {
+                        asks.push(a);
+                    }
+                    let (state, requests) = self.shared.parked.park(running, asks);
+                    return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(Some(requests), Some(state))));
+                }
+                res = &mut running.result => {
+                    // Updates sent just before the result still go out, and before it.
+                    while let Ok(p) = running.progress.try_recv() {
+                        forward(p).await;
+                    }
+                    let res = res.map_err(|_| McpError::internal_error("the call ended without a result", None))?;
+                    let mut result = match res {
+                        Ok(o) => o.result,
+                        Err(e) => call_failure(e)?,
+                    };
+                    // A session-era server's result has no `resultType`; a 2026-07-28 host
+                    // requires one (rmcp clears it again for session-era hosts).
+                    result.result_type = Some(ResultType::COMPLETE);
+                    return Ok(CallToolResponse::Complete(result));
+                }
+            }
+        }
     }
 
     /// The server behind a resource URI: the one that listed it, else the one with a
@@ -226,53 +317,19 @@ impl ServerHandler for Front {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let profile = self.profile()?;
-        let Some(qualified) = view::qualified(&profile, &request.name) else {
-            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+        // A 2026-07-28 host's retry with the answers it was asked for resumes its call.
+        let running = match request.request_state.as_deref() {
+            Some(state) => self.shared.parked.resume(state, request.input_responses.clone().unwrap_or_default()).ok_or_else(
+                || {
+                    McpError::invalid_params(
+                        "the requestState names no call waiting for answers (it was answered already, or waited too long)",
+                        None,
+                    )
+                },
+            )?,
+            None => self.start_call(request, &ctx)?,
         };
-        // The profile's own filter is a refusal like any other; a tool hidden only because it
-        // is app-only stays callable (an MCP Apps view calls it through its host).
-        if !profile.tools.allows(&qualified) {
-            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
-        }
-        let caller = self.caller(&ctx);
-        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
-        let req = CallRequest { name: &qualified, arguments_json: &arguments, timeout: None, confirm: false };
-        let token = ctx.meta.get_progress_token();
-        let (p_tx, mut p_rx) = mpsc::channel::<ProgressNotificationParam>(PROGRESS_QUEUE);
-        let call = self.daemon().core.call(&caller, req, token.is_some().then_some(p_tx));
-        let mut call = std::pin::pin!(call);
-        loop {
-            tokio::select! {
-                // The host cancelled: dropping the call cancels it upstream and audits it.
-                _ = ctx.ct.cancelled() => {
-                    return Err(McpError::internal_error("the call was cancelled", None));
-                }
-                Some(mut p) = p_rx.recv() => {
-                    if let Some(token) = &token {
-                        p.progress_token = token.clone();
-                        let _ = ctx.peer.notify_progress(p).await;
-                    }
-                }
-                res = &mut call => {
-                    // Updates sent just before the result still go out, and before it.
-                    while let Ok(mut p) = p_rx.try_recv() {
-                        if let Some(token) = &token {
-                            p.progress_token = token.clone();
-                            let _ = ctx.peer.notify_progress(p).await;
-                        }
-                    }
-                    let mut result = match res {
-                        Ok(o) => o.result,
-                        Err(e) => call_failure(e)?,
-                    };
-                    // A session-era server's result has no `resultType`; a 2026-07-28 host
-                    // requires one (rmcp clears it again for session-era hosts).
-                    result.result_type = Some(ResultType::COMPLETE);
-                    return Ok(CallToolResponse::Complete(result));
-                }
-            }
-        }
+        self.drive(running, &ctx).await
     }
 
     async fn list_resources(

@@ -108,7 +108,8 @@ impl ClientHandler for Handler {
         _: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
         let params = serde_json::to_value(&request).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let answer = self.requests.elicit(&self.upstream, params).await;
+        let host = self.upstream.current_host();
+        let answer = self.requests.elicit(&self.upstream, params, host.as_ref()).await;
         Ok(serde_json::from_value(answer).unwrap_or_else(|e| {
             // An app that answers with garbage is treated like one that said no.
             tracing::warn!(server = %self.upstream.name, error = %e, "invalid elicitation answer from the app; declining");
@@ -122,7 +123,8 @@ impl ClientHandler for Handler {
         _: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
         let params = serde_json::to_value(&params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let v = self.requests.sample(&self.upstream, params).await?;
+        let host = self.upstream.current_host();
+        let v = self.requests.sample(&self.upstream, params, host.as_ref()).await?;
         serde_json::from_value(v)
             .map_err(|e| ErrorData::internal_error(format!("the sampling answer is not a valid result: {e}"), None))
     }

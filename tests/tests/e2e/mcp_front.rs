@@ -273,3 +273,51 @@ fn config_snippets_launch_this_binary() {
     assert_eq!(v["mcpServers"]["mcpd"]["command"], mcpd_bin().display().to_string());
     assert_eq!(v["mcpServers"]["mcpd"]["args"][0], "mcp");
 }
+
+/// Sampling and elicitation asked during a host's call reach that host, whatever its era
+/// and front end, from a 2026-07-28 server (`p`: `input_required` rounds upstream) and a
+/// session-era one (`ev`, server-everything: requests on its session). A 2026-07-28 host is
+/// asked in `input_required` rounds of its own `tools/call`. mcpd's rules still come first:
+/// a form asking for a password never reaches the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosts_own_calls_send_it_the_sampling_and_elicitation_they_cause() {
+    let port = free_port();
+    let servers = format!(
+        "{}[servers.ev]\ncommand = {}\nargs = [\"stdio\"]\n",
+        servers(),
+        q(everything_bin().display().to_string())
+    );
+    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers);
+    for s in ["p", "ev"] {
+        d.wait_state(s, proto::ServerState::Ready, READY).await;
+    }
+    let token = token_of(&d);
+    let steps = [
+        "call:p.ask_user:{}",
+        r#"call:p.ask_llm:{"prompt":"why"}"#,
+        r#"call:ev.trigger-sampling-request:{"prompt":"hi","maxTokens":10}"#,
+        "call:ev.trigger-elicitation-request:{}",
+        "call:p.ask_password:{}",
+    ];
+    for mode in ["legacy", "auto"] {
+        for via in [
+            Via::Http { url: format!("http://127.0.0.1:{port}/mcp"), token: Some(&token) },
+            Via::Stdio { socket: &d.socket, profile: None },
+        ] {
+            let kind = if matches!(via, Via::Http { .. }) { "http" } else { "stdio" };
+            let (lines, ok, err) = host(&via, mode, &steps);
+            assert!(ok, "{kind} {mode}: {lines:?}\n{err}\ndaemon log:\n{}", d.log_text());
+            assert_eq!(lines[0]["text"], "hello Ada (36)", "{kind} {mode}: {:?}", lines[0]);
+            assert_eq!(lines[0]["elicited"], 1, "{kind} {mode}");
+            assert!(lines[1]["text"].as_str().unwrap_or("").contains("sampled: why"), "{kind} {mode}: {:?}", lines[1]);
+            assert_eq!(lines[1]["sampled"], 1, "{kind} {mode}");
+            assert!(lines[2]["text"].as_str().unwrap_or("").contains("sampled: "), "{kind} {mode}: {:?}", lines[2]);
+            assert_eq!(lines[2]["sampled"], 2, "{kind} {mode}");
+            assert!(lines[3]["text"].as_str().unwrap_or("").contains("Ada"), "{kind} {mode}: {:?}", lines[3]);
+            assert_eq!(lines[3]["elicited"], 2, "{kind} {mode}");
+            // Declined by mcpd before the host is asked.
+            assert_eq!(lines[4]["text"], "decline", "{kind} {mode}: {:?}", lines[4]);
+            assert_eq!(lines[4]["elicited"], 2, "{kind} {mode}: the password form reached the host");
+        }
+    }
+}
