@@ -343,18 +343,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(redact_url("https://u:p@host/mcp?key=1"), "https://host/mcp");
-        assert_eq!(redact_url("http://127.0.0.1:3000/mcp"), "http://127.0.0.1:3000/mcp");
-        assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
-    }
-}
-
 /// Keeps a call's host registered with its upstream (see [`Upstream::enter_host`]).
 pub struct HostGuard<'a> {
     upstream: &'a Upstream,
@@ -364,5 +352,17 @@ pub struct HostGuard<'a> {
 impl Drop for HostGuard<'_> {
     fn drop(&mut self) {
         lock(&self.upstream.hosts).1.retain(|(id, _)| *id != self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("https://u:p@host/mcp?key=1"), "https://host/mcp");
+        assert_eq!(redact_url("http://127.0.0.1:3000/mcp"), "http://127.0.0.1:3000/mcp");
+        assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
     }
 }

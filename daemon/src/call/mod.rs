@@ -276,7 +276,8 @@ impl CallEnv<'_> {
         let Authorized { upstream, entry, arguments } = authorize::authorize(self, &req, &caller.app)?;
         let host = caller.host.as_ref();
         let attempt = |arguments, progress| {
-            send::call_authorized(self, &req, &upstream, &entry, arguments, started, progress, host)
+            let a = send::Attempt { arguments, started, progress, host };
+            send::call_authorized(self, &req, &upstream, &entry, a)
         };
         match attempt(arguments.clone(), progress.clone()).await {
             Ok(o) => Ok(o),

@@ -57,16 +57,24 @@ impl From<CallError> for Failed {
     }
 }
 
+/// One attempt at sending an authorized call.
+pub(super) struct Attempt<'a> {
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+    /// When the call started: its deadline counts from here, across attempts.
+    pub started: tokio::time::Instant,
+    pub progress: Option<mpsc::Sender<ProgressNotificationParam>>,
+    /// The MCP host making the call, asked what the server asks meanwhile.
+    pub host: Option<&'a crate::requests::HostHandle>,
+}
+
 pub(super) async fn call_authorized(
     env: &CallEnv<'_>,
     req: &CallRequest<'_>,
     upstream: &Arc<Upstream>,
     entry: &ToolEntry,
-    arguments: serde_json::Map<String, serde_json::Value>,
-    started: tokio::time::Instant,
-    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
-    host: Option<&crate::requests::HostHandle>,
+    attempt: Attempt<'_>,
 ) -> Result<CallOutcome, Failed> {
+    let Attempt { arguments, started, progress, host } = attempt;
     let qualified = req.name;
     let server = upstream.name.as_str();
     let unavailable = || unavailable(server, upstream);
