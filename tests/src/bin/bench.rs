@@ -6,6 +6,9 @@
 //!    calling `echo {"text":"hello"}` sequentially and with `--concurrency` tasks sharing the peer;
 //! 2. **daemon**: the same workloads through `mcpd serve` (one fault server) and the gRPC client
 //!    (`mcpd_client::Client`, one connection cloned per task), plus the overhead against direct;
+//!    then through the same daemon's MCP front end with an rmcp client: the Streamable HTTP
+//!    endpoint (`mcp-http`, bearer token, the era rmcp negotiates) and the bridge socket that
+//!    `mcpd mcp` joins a host's stdio to (`mcp-sock`);
 //! 3. **RSS** of the daemon process (and separately of its child processes) with 1 server and with
 //!    `--servers` (default 100) servers.
 //!
@@ -164,15 +167,23 @@ fn parse_opts() -> anyhow::Result<Opts> {
 /// Something that can call `echo`: a direct rmcp peer or a daemon client. Cloned per task.
 #[derive(Clone)]
 enum Target {
-    Direct { peer: rmcp::Peer<RoleClient>, args: serde_json::Map<String, Value> },
-    Daemon { client: Client, tool: String },
+    /// An rmcp peer: the fault server itself (`echo`), or mcpd's MCP front end (`fault.echo`).
+    Direct {
+        peer: rmcp::Peer<RoleClient>,
+        tool: String,
+        args: serde_json::Map<String, Value>,
+    },
+    Daemon {
+        client: Client,
+        tool: String,
+    },
 }
 
 impl Target {
     async fn echo(&mut self) -> anyhow::Result<()> {
         match self {
-            Target::Direct { peer, args } => {
-                let r = peer.call_tool(CallToolRequestParams::new("echo").with_arguments(args.clone())).await?;
+            Target::Direct { peer, tool, args } => {
+                let r = peer.call_tool(CallToolRequestParams::new(tool.clone()).with_arguments(args.clone())).await?;
                 if r.is_error == Some(true) {
                     bail!("tool error: {:?}", r.content);
                 }
@@ -190,8 +201,8 @@ impl Target {
     /// One call whose result is checked in full, so a broken setup is not benchmarked.
     async fn check(&mut self) -> anyhow::Result<()> {
         let text = match self {
-            Target::Direct { peer, args } => {
-                let r = peer.call_tool(CallToolRequestParams::new("echo").with_arguments(args.clone())).await?;
+            Target::Direct { peer, tool, args } => {
+                let r = peer.call_tool(CallToolRequestParams::new(tool.clone()).with_arguments(args.clone())).await?;
                 serde_json::to_string(&r.content)?
             }
             Target::Daemon { client, tool } => client.call_tool(tool, ECHO_ARGS, None).await?.content_json,
@@ -430,7 +441,7 @@ async fn bench_direct(o: &Opts) -> anyhow::Result<(Stats, Stats)> {
             Value::Object(m) => m,
             _ => unreachable!("ECHO_ARGS is an object"),
         };
-        let target = Target::Direct { peer: service.peer().clone(), args };
+        let target = Target::Direct { peer: service.peer().clone(), tool: "echo".into(), args };
         let probe = Probe(vec![("bench".into(), Pids::Own), ("server".into(), Pids::One(server_pid))]);
         let stats = measure("direct", &target, &probe, o).await;
         drop(target);
@@ -481,7 +492,7 @@ impl Daemon {
         let state = dir.join("state");
         let log = dir.join("mcpd.log");
         let mut cfg = format!(
-            "[daemon]\nsocket = {}\nstate_dir = {}\n",
+            "[daemon]\nsocket = {}\nstate_dir = {}\nmcp_listen = \"127.0.0.1:0\"\n",
             toml_str(&socket.to_string_lossy()),
             toml_str(&state.to_string_lossy())
         );
@@ -703,6 +714,8 @@ struct DaemonRun {
     grpc_floor_p50_us: f64,
     seq: Stats,
     conc: Stats,
+    /// The same workload through the MCP front end: (label, sequential, concurrent).
+    mcp: Vec<(&'static str, Stats, Stats)>,
     ready_ms: u128,
     rss_idle: Rss,
     rss_after: Rss,
@@ -744,12 +757,63 @@ async fn bench_daemon(o: &Opts, root: &Path) -> anyhow::Result<DaemonRun> {
         ("server".into(), Pids::ChildrenOf(daemon.pid)),
     ]);
     let (seq, conc) = measure("daemon", &target, &probe, o).await?;
+    let status = match &target {
+        Target::Daemon { client, .. } => client.clone().status().await?,
+        Target::Direct { .. } => unreachable!("the daemon target"),
+    };
     drop(target);
+    let mcp = bench_mcp(o, &dir, &status, &probe).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = Rss::of(daemon.pid);
     let stop = daemon.stop();
     check_stop("1-server daemon", &stop);
-    Ok(DaemonRun { grpc_floor_p50_us, seq, conc, ready_ms, rss_idle, rss_after, stop })
+    Ok(DaemonRun { grpc_floor_p50_us, seq, conc, mcp, ready_ms, rss_idle, rss_after, stop })
+}
+
+/// The same workload through the daemon's MCP front end: the HTTP endpoint and the bridge
+/// socket, each with one rmcp session shared by the tasks (as with the gRPC client).
+async fn bench_mcp(
+    o: &Opts,
+    dir: &Path,
+    status: &proto::StatusResponse,
+    probe: &Probe,
+) -> anyhow::Result<Vec<(&'static str, Stats, Stats)>> {
+    use rmcp::transport::{StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig};
+    let d = status.daemon.as_ref().context("status has no daemon section")?;
+    let args = match serde_json::from_str(ECHO_ARGS)? {
+        Value::Object(m) => m,
+        _ => unreachable!("ECHO_ARGS is an object"),
+    };
+    let tool = format!("{SERVER}.echo");
+    let mut out = Vec::new();
+
+    let token = std::fs::read_to_string(dir.join("state/mcp-token")).context("reading the MCP token")?;
+    let url = format!("http://{}/mcp", d.mcp_listen);
+    let cfg = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token.trim().to_owned());
+    let http = ().serve(StreamableHttpClientTransport::from_config(cfg)).await.context("MCP HTTP handshake")?;
+    let target = Target::Direct { peer: http.peer().clone(), tool: tool.clone(), args: args.clone() };
+    let (seq, conc) = measure("mcp-http", &target, probe, o).await?;
+    out.push(("mcp-http", seq, conc));
+    drop(target);
+    let _ = tokio::time::timeout(Duration::from_secs(5), http.cancel()).await;
+
+    let stream = tokio::net::UnixStream::connect(&d.mcp_socket).await.context("connecting the MCP socket")?;
+    let (read, mut write) = stream.into_split();
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    write.write_all(b"{\"profile\":null}\n").await?;
+    let mut read = tokio::io::BufReader::new(read);
+    let mut answer = String::new();
+    read.read_line(&mut answer).await?;
+    if !answer.contains("\"ok\":true") {
+        bail!("the MCP socket refused the hello: {answer}");
+    }
+    let sock = ().serve((read, write)).await.context("MCP socket handshake")?;
+    let target = Target::Direct { peer: sock.peer().clone(), tool, args };
+    let (seq, conc) = measure("mcp-sock", &target, probe, o).await?;
+    out.push(("mcp-sock", seq, conc));
+    drop(target);
+    let _ = tokio::time::timeout(Duration::from_secs(5), sock.cancel()).await;
+    Ok(out)
 }
 
 struct FleetRun {
@@ -850,6 +914,11 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     if let Some(d) = &daemon {
         row("daemon", &d.seq);
         row("daemon", &d.conc);
+        for (label, seq, conc) in &d.mcp {
+            row(label, seq);
+            row(label, conc);
+            report.insert(label, json!({"sequential": seq.json(), "concurrent": conc.json()}));
+        }
         report.insert(
             "daemon",
             json!({

@@ -321,3 +321,52 @@ async fn a_hosts_own_calls_send_it_the_sampling_and_elicitation_they_cause() {
         }
     }
 }
+
+/// Runs the MCP Inspector CLI (`--cli`) with `args`; its stdout as JSON.
+fn inspector(args: &[&str]) -> Value {
+    let out = Command::new(node22())
+        .arg(inspector_script())
+        .arg("--cli")
+        .args(args)
+        .env("MCP_CATALOG_PATH", std::env::temp_dir().join(format!("mcpd-inspector-{}.json", std::process::id())))
+        .env_remove("MCPD_SOCKET")
+        .output()
+        .expect("run the Inspector CLI");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "inspector {args:?} failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("inspector {args:?} printed no JSON ({e}): {text}"))
+}
+
+/// The MCP Inspector, a client nobody here wrote, lists and calls tools through `mcpd mcp`
+/// (launching it as a host does) and through the HTTP endpoint with the bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_inspector_cli_lists_and_calls_tools_through_both_front_ends() {
+    let port = free_port();
+    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers());
+    d.wait_state("f", proto::ServerState::Ready, READY).await;
+    d.wait_state("p", proto::ServerState::Ready, READY).await;
+    let mcpd = mcpd_bin().display().to_string();
+    let socket = d.socket.display().to_string();
+    let bridge = [mcpd.as_str(), "mcp", "--socket", socket.as_str()];
+    let auth = format!("Authorization: Bearer {}", token_of(&d));
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let http = [url.as_str(), "--transport", "http", "--header", auth.as_str()];
+    for target in [&bridge[..], &http[..]] {
+        let list = inspector(&[target, &["--method", "tools/list"]].concat());
+        let names: Vec<&str> =
+            list["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+        assert!(names.contains(&"f.echo") && names.contains(&"p.add"), "{target:?}: {names:?}");
+        let call = inspector(
+            &[target, &["--method", "tools/call", "--tool-name", "f.echo", "--tool-arg", "text=inspected"]].concat(),
+        );
+        assert_eq!(call["content"][0]["text"], "inspected", "{target:?}: {call}");
+        let call = inspector(
+            &[target, &["--method", "tools/call", "--tool-name", "p.echo", "--tool-arg", "text=stateless"]].concat(),
+        );
+        assert_eq!(call["content"][0]["text"], "stateless", "{target:?}: {call}");
+    }
+    let mut c = d.client().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records = c.audit(100, None).await.expect("Audit answers");
+    assert!(records.iter().filter(|r| r.app.starts_with("mcp:") && r.outcome == "ok").count() >= 4, "{records:#?}");
+}
