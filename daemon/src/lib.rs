@@ -36,6 +36,7 @@ pub mod call;
 pub mod daemon;
 pub mod error;
 pub mod event;
+pub mod host;
 pub mod limit;
 pub mod listing;
 pub mod live;

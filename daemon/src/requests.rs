@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::{
     attach::{Attachments, DEFAULT_REPLY_TIMEOUT, RequestKind},
     event::EventKind,
+    host::HostHandle,
     sampling::Sampler,
     upstream::Upstream,
 };
@@ -37,44 +38,6 @@ static SECRET_PROSE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NEGATED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b(do not|don't|never|not)\b").expect("static regex compiles"));
-
-/// The future of a [`Host`] answer.
-pub type HostAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send>>;
-
-/// A downstream MCP host (on the MCP front end) that answers what servers ask during the
-/// calls it makes: the host's own user and model, rather than mcpd's configured routes.
-pub trait Host: Send + Sync {
-    /// Whether the host declared the capability for `method` with these params (URL-mode
-    /// elicitation is a capability of its own).
-    fn accepts(&self, method: &str, params: &Value) -> bool;
-    /// Asks the host; `Err` says why it could not answer.
-    fn ask(&self, method: &'static str, params: Value) -> HostAnswer;
-}
-
-/// A [`Host`] as callers carry it (compared by identity).
-#[derive(Clone)]
-pub struct HostHandle(pub Arc<dyn Host>);
-
-impl std::fmt::Debug for HostHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HostHandle")
-    }
-}
-
-impl PartialEq for HostHandle {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for HostHandle {}
-
-impl HostHandle {
-    /// The host, if it takes `method` (with `params`).
-    pub fn taking(h: Option<&HostHandle>, method: &str, params: &Value) -> Option<Arc<dyn Host>> {
-        h.filter(|h| h.0.accepts(method, params)).map(|h| h.0.clone())
-    }
-}
 
 pub struct ServerRequests {
     pub attachments: Arc<Attachments>,

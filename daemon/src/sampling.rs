@@ -115,7 +115,7 @@ impl Sampler {
         &self,
         upstream: &Upstream,
         params: Value,
-        host: Option<&crate::requests::HostHandle>,
+        host: Option<&crate::host::HostHandle>,
     ) -> Result<Value, ErrorData> {
         let server = upstream.name.as_str();
         let policies = self.policies.load();
@@ -151,7 +151,7 @@ impl Sampler {
             InFlight { sampler: self, server: server.to_owned() }
         };
         check_messages(&params)?;
-        if let Some(h) = crate::requests::HostHandle::taking(host, "sampling/createMessage", &params) {
+        if let Some(h) = crate::host::HostHandle::taking(host, "sampling/createMessage", &params) {
             let mut params = params;
             // The configured cap on maxTokens holds whoever answers.
             if let Some(obj) = params.as_object_mut() {

@@ -77,7 +77,7 @@ pub struct Upstream {
     /// MCP hosts of calls in flight, oldest first, each with its call's number: a session-era
     /// server's requests carry no link to the call that caused them, so the newest call's host
     /// that is still waiting is asked.
-    hosts: Mutex<(u64, Vec<(u64, crate::requests::HostHandle)>)>,
+    hosts: Mutex<(u64, Vec<(u64, crate::host::HostHandle)>)>,
     /// Poked when an OAuth login or logout changed this server's credentials: the session
     /// reconnects with them (or waits in `needs-auth` for them).
     pub auth_changed: Notify,
@@ -280,7 +280,7 @@ impl Upstream {
     }
 
     /// Registers the host of a call in flight until the guard drops.
-    pub fn enter_host(&self, host: crate::requests::HostHandle) -> HostGuard<'_> {
+    pub fn enter_host(&self, host: crate::host::HostHandle) -> HostGuard<'_> {
         let mut h = lock(&self.hosts);
         h.0 += 1;
         let id = h.0;
@@ -289,7 +289,7 @@ impl Upstream {
     }
 
     /// The host of the newest call in flight that has one.
-    pub fn current_host(&self) -> Option<crate::requests::HostHandle> {
+    pub fn current_host(&self) -> Option<crate::host::HostHandle> {
         lock(&self.hosts).1.last().map(|(_, h)| h.clone())
     }
 

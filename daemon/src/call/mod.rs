@@ -66,7 +66,7 @@ pub struct Caller {
     pub run: Option<Run>,
     /// The MCP host making the call, when it can answer what the server asks meanwhile
     /// (sampling, elicitation).
-    pub host: Option<crate::requests::HostHandle>,
+    pub host: Option<crate::host::HostHandle>,
 }
 
 /// An agent or pipeline run on whose behalf a call is made.

@@ -64,7 +64,7 @@ pub(super) struct Attempt<'a> {
     pub started: tokio::time::Instant,
     pub progress: Option<mpsc::Sender<ProgressNotificationParam>>,
     /// The MCP host making the call, asked what the server asks meanwhile.
-    pub host: Option<&'a crate::requests::HostHandle>,
+    pub host: Option<&'a crate::host::HostHandle>,
 }
 
 pub(super) async fn call_authorized(

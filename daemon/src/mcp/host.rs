@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     call::CallOutcome,
     error::CallError,
-    requests::{Host, HostAnswer},
+    host::{Host, HostAnswer},
 };
 
 /// How long a call waits for its host's retry after asking (then it is cancelled).

@@ -30,7 +30,7 @@ use crate::{
     daemon::Daemon,
     error::{CallError, ErrorKind},
     event::EventKind,
-    requests::HostHandle,
+    host::HostHandle,
     resource::{self, CompleteRef},
 };
 
