@@ -3,7 +3,7 @@
 #   1. installs the pinned test peers (tests/peers/install.sh) and exports MCPD_PEERS
 #   2. cargo fmt --check, the layering check (no module cycles, no leaf crate reaching the
 #      core), clippy -D warnings, nextest (or cargo test)
-#   3. tests/conformance.sh, if present
+#   3. tests/conformance.sh (client mode) and tests/conformance_server.sh (server mode), if present
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,6 +39,11 @@ fi
 if [ -f tests/conformance.sh ]; then
     section "conformance (tests/conformance.sh)"
     bash tests/conformance.sh
+fi
+
+if [ -f tests/conformance_server.sh ]; then
+    section "conformance, server mode (tests/conformance_server.sh)"
+    bash tests/conformance_server.sh
 fi
 
 section "all tests passed"

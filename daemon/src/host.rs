@@ -16,6 +16,15 @@ pub trait Host: Send + Sync {
     fn accepts(&self, method: &str, params: &Value) -> bool;
     /// Asks the host; `Err` says why it could not answer.
     fn ask(&self, method: &'static str, params: Value) -> HostAnswer;
+    /// A log message (`notifications/message` params) the server sent during the call;
+    /// hosts that did not ask for logs drop it.
+    fn log(&self, _params: Value) {}
+    /// The log level the host asked for on this call (`_meta`
+    /// `io.modelcontextprotocol/logLevel`, e.g. `"info"`), passed on to the server so that a
+    /// 2026-07-28 server sends its log lines at all.
+    fn log_level(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// A [`Host`] as callers carry it (compared by identity).

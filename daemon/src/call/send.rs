@@ -91,6 +91,13 @@ pub(super) async fn call_authorized(
     // this future; the upstream keeps the hosts of calls in flight so the handler finds it.
     let _host = host.map(|h| upstream.enter_host(h.clone()));
     let mut params = CallToolRequestParams::new(entry.tool.name.clone()).with_arguments(arguments);
+    if let Some(level) = host.and_then(|h| h.0.log_level()) {
+        // The host opted in to log lines for its call; a 2026-07-28 server sends them only to
+        // a request that carries the same opt-in.
+        let mut meta = rmcp::model::RequestMetaObject::new();
+        meta.0.insert("io.modelcontextprotocol/logLevel".to_owned(), level);
+        params.meta = Some(meta);
+    }
     // Stateless era (MRTR): the server may answer `input_required` with requests to fulfil
     // (sampling, elicitation, roots); mcpd answers them like their session-era forms and
     // retries with the answers and the server's opaque state, a bounded number of rounds.
@@ -110,6 +117,14 @@ pub(super) async fn call_authorized(
         let mut guard = CancelOnDrop { peer: peer.clone(), id: Some(handle.id.clone()) };
         let response = handle.await_response().await;
         guard.id = None;
+        if progress.is_some() {
+            // rmcp hands notifications to their handler on tasks of their own, so the last
+            // update sent before the answer may still be on its way to the router: let it
+            // land before the route goes.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
         upstream.unwatch_progress(&token);
 
         match response {

@@ -56,6 +56,10 @@ fn accepts(caps: &ClientCapabilities, method: &str, params: &Value) -> bool {
 pub struct SessionHost {
     pub peer: Peer<RoleServer>,
     pub caps: ClientCapabilities,
+    /// Passed on to a 2026-07-28 server, which logs only to requests that opt in.
+    pub log_level: Option<Value>,
+    /// Log lines for the call, sent by the request's handler in order with its progress.
+    pub logs: mpsc::Sender<Value>,
 }
 
 impl Host for SessionHost {
@@ -84,6 +88,15 @@ impl Host for SessionHost {
             answer.map_err(|e| e.to_string())
         })
     }
+
+    fn log(&self, params: Value) {
+        // Advisory: a full queue drops the line rather than hold back the server.
+        let _ = self.logs.try_send(params);
+    }
+
+    fn log_level(&self) -> Option<Value> {
+        self.log_level.clone()
+    }
 }
 
 /// One question for a stateless-era host, and where its answer goes.
@@ -98,6 +111,10 @@ pub struct Ask {
 pub struct RoundHost {
     pub caps: ClientCapabilities,
     pub asks: mpsc::Sender<Ask>,
+    /// Log lines for the request being served (forwarded only if it asked for them).
+    pub logs: mpsc::Sender<Value>,
+    /// The level the host's request asked for.
+    pub log_level: Option<Value>,
 }
 
 impl Host for RoundHost {
@@ -113,6 +130,15 @@ impl Host for RoundHost {
             answer.await.map_err(|_| "the host did not answer".to_owned())?
         })
     }
+
+    fn log(&self, params: Value) {
+        // Advisory: a full queue drops the line rather than hold back the server.
+        let _ = self.logs.try_send(params);
+    }
+
+    fn log_level(&self) -> Option<Value> {
+        self.log_level.clone()
+    }
 }
 
 /// A call running on behalf of a stateless-era host, between the host's requests.
@@ -120,6 +146,8 @@ pub struct Running {
     pub result: oneshot::Receiver<Result<CallOutcome, CallError>>,
     pub asks: mpsc::Receiver<Ask>,
     pub progress: mpsc::Receiver<ProgressNotificationParam>,
+    /// Log lines the server sent during the call, for the host's request.
+    pub logs: mpsc::Receiver<Value>,
     /// The call's task; dropping it (a host that never came back, or cancelled) cancels the
     /// call upstream, and the call core records it as cancelled.
     pub task: AbortOnDrop,
@@ -236,7 +264,8 @@ mod tests {
         let (_rtx, result) = oneshot::channel();
         let (_atx, asks) = ask_channel();
         let (_ptx, progress) = mpsc::channel(1);
-        let running = Running { result, asks, progress, task: AbortOnDrop(tokio::spawn(async {})) };
+        let (_ltx, logs) = mpsc::channel(1);
+        let running = Running { result, asks, progress, logs, task: AbortOnDrop(tokio::spawn(async {})) };
         let (reply, answer) = oneshot::channel();
         let ask = Ask {
             method: "elicitation/create",

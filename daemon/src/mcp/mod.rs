@@ -87,11 +87,14 @@ pub struct Front {
     /// How the audit names the transport: `stdio pid:P` (the bridge's peer credentials) or
     /// `http`.
     transport: String,
+    /// The level a session-era host chose with `logging/setLevel` (shared by the clones rmcp
+    /// makes for one session).
+    log_level: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
 }
 
 impl Front {
     pub fn new(shared: Arc<Shared>, profile: impl Into<String>, transport: impl Into<String>) -> Self {
-        Front { shared, profile: profile.into(), transport: transport.into() }
+        Front { shared, profile: profile.into(), transport: transport.into(), log_level: Default::default() }
     }
 
     fn daemon(&self) -> &Daemon {
@@ -131,11 +134,17 @@ impl Front {
         let mut caller = self.caller(ctx);
         let caps = ctx.client_capabilities().unwrap_or_default();
         let (asks_tx, asks) = host::ask_channel();
+        let (logs_tx, logs) = mpsc::channel(PROGRESS_QUEUE);
         let stateless = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         caller.host = Some(HostHandle(if stateless {
-            Arc::new(host::RoundHost { caps, asks: asks_tx })
+            let log_level = ctx.meta.0.get("io.modelcontextprotocol/logLevel").cloned();
+            Arc::new(host::RoundHost { caps, asks: asks_tx, logs: logs_tx, log_level })
         } else {
-            Arc::new(host::SessionHost { peer: ctx.peer.clone(), caps })
+            // Session-era servers log without asking; a 2026-07-28 server needs the opt-in,
+            // at the host's level (everything until it chose one).
+            let log_level = self.log_level.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let log_level = Some(log_level.unwrap_or_else(|| serde_json::Value::from("debug")));
+            Arc::new(host::SessionHost { peer: ctx.peer.clone(), caps, log_level, logs: logs_tx })
         }));
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
         let (p_tx, progress) = mpsc::channel::<ProgressNotificationParam>(PROGRESS_QUEUE);
@@ -145,7 +154,7 @@ impl Front {
             let req = CallRequest { name: &qualified, arguments_json: &arguments, timeout: None, confirm: false };
             let _ = r_tx.send(core.call(&caller, req, Some(p_tx)).await);
         });
-        Ok(host::Running { result, asks, progress, task: host::AbortOnDrop(task) })
+        Ok(host::Running { result, asks, progress, logs, task: host::AbortOnDrop(task) })
     }
 
     /// Forwards progress until the call ends, the host cancels, or the server asks something
@@ -172,6 +181,7 @@ impl Front {
                     return Err(McpError::internal_error("the call was cancelled", None));
                 }
                 Some(p) = running.progress.recv() => forward(p).await,
+                Some(line) = running.logs.recv() => self.forward_log(ctx, line).await,
                 Some(ask) = running.asks.recv() => {
                     let mut asks = vec![ask];
                     while let Ok(a) = running.asks.try_recv() {
@@ -197,6 +207,26 @@ impl Front {
                     return Ok(CallToolResponse::Complete(result));
                 }
             }
+        }
+    }
+
+    /// A server's log line for the host's request, at or above the level the host wants: a
+    /// 2026-07-28 host opts in per request (`_meta` `io.modelcontextprotocol/logLevel`; none,
+    /// no lines), a session-era one with `logging/setLevel` (until then, every line).
+    #[allow(deprecated)]
+    async fn forward_log(&self, ctx: &RequestContext<RoleServer>, line: serde_json::Value) {
+        use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
+        let stateless = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let wanted = if stateless {
+            ctx.meta.log_level()
+        } else {
+            let chosen = self.log_level.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            Some(chosen.and_then(|v| serde_json::from_value(v).ok()).unwrap_or(LoggingLevel::Debug))
+        };
+        let Some(wanted) = wanted else { return };
+        let Ok(p) = serde_json::from_value::<LoggingMessageNotificationParam>(line) else { return };
+        if (p.level as u8) >= (wanted as u8) {
+            let _ = ctx.peer.notify_logging_message(p).await;
         }
     }
 

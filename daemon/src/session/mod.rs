@@ -134,6 +134,22 @@ impl ClientHandler for Handler {
             .map_err(|e| ErrorData::internal_error(format!("roots: {e}"), None))
     }
 
+    // Logging is deprecated in 2026-07-28, and still what session-era servers send.
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        // A server's log lines belong to the host whose call is in flight, if any; mcpd keeps
+        // none of them (its own log is the admin's).
+        if let Some(h) = self.upstream.current_host()
+            && let Ok(v) = serde_json::to_value(&params)
+        {
+            h.0.log(v);
+        }
+    }
+
     async fn on_custom_notification(&self, n: CustomNotification, _: NotificationContext<RoleClient>) {
         // URL-mode elicitation: the server says the out-of-band interaction finished.
         if n.method == "notifications/elicitation/complete" {
