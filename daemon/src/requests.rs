@@ -146,6 +146,10 @@ impl ServerRequests {
 
     /// Fulfils the input requests of one MRTR `input_required` round, keyed as the server
     /// keyed them. A refused sampling request fails the round (and the call) with its error.
+    ///
+    /// Questions the caller's host takes go to it as one round, under the server's keys,
+    /// after mcpd's rules (a form asking for a secret is declined here, sampling passes its
+    /// budget); the rest are answered by mcpd's routes.
     pub async fn fulfil(
         &self,
         upstream: &Upstream,
@@ -154,9 +158,16 @@ impl ServerRequests {
     ) -> Result<BTreeMap<String, Value>, ErrorData> {
         let mut out = BTreeMap::new();
         let Some(map) = requests.as_object() else { return Ok(out) };
+        let mut for_host = Vec::new();
         for (key, req) in map {
             let method = req.get("method").and_then(Value::as_str).unwrap_or("");
             let params = req.get("params").cloned().unwrap_or_else(|| json!({}));
+            if let Some(h) = host
+                && let Some((method, params)) = self.for_host(upstream, method, &params, h)?
+            {
+                for_host.push((key.clone(), method, params));
+                continue;
+            }
             let answer = match method {
                 "sampling/createMessage" => self.sample(upstream, params, host).await?,
                 "elicitation/create" => self.elicit(upstream, params, host).await,
@@ -170,7 +181,44 @@ impl ServerRequests {
             };
             out.insert(key.clone(), answer);
         }
+        if let Some(h) = host.filter(|_| !for_host.is_empty()) {
+            let answers = tokio::time::timeout(DEFAULT_REPLY_TIMEOUT, h.0.ask_all(for_host))
+                .await
+                .map_err(|_| ErrorData::internal_error("the MCP host did not answer in time", None))?
+                .map_err(|e| ErrorData::internal_error(format!("the MCP host did not answer: {e}"), None))?;
+            out.extend(answers);
+        }
         Ok(out)
+    }
+
+    /// The question as the host gets it, if the host takes it after mcpd's rules; `None`
+    /// leaves it to mcpd's own answers (which decline what the rules refuse).
+    fn for_host(
+        &self,
+        upstream: &Upstream,
+        method: &str,
+        params: &Value,
+        host: &HostHandle,
+    ) -> Result<Option<(&'static str, Value)>, ErrorData> {
+        match method {
+            "elicitation/create" => {
+                let url_mode = params.get("mode").and_then(Value::as_str) == Some("url") || params.get("url").is_some();
+                let refused = if url_mode {
+                    url_host(params.get("url").and_then(Value::as_str).unwrap_or("")).is_none()
+                } else {
+                    secret_field(params).is_some()
+                };
+                Ok((!refused && host.0.accepts(method, params)).then(|| ("elicitation/create", params.clone())))
+            }
+            "sampling/createMessage" if host.0.accepts(method, params) => {
+                Ok(Some(("sampling/createMessage", self.sampler.admit(upstream, params.clone())?)))
+            }
+            // The admin's roots for the server come first; without any, the host's.
+            "roots/list" if upstream.roots().is_empty() && host.0.accepts(method, params) => {
+                Ok(Some(("roots/list", params.clone())))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

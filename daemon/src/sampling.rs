@@ -109,14 +109,10 @@ impl Sampler {
     }
 
     /// Answers one sampling request of `upstream`'s server.
-    /// A `host` that takes sampling (the MCP host whose call this is) answers instead of the
-    /// route, within the same budgets; `route = "refuse"` still refuses.
-    pub async fn sample(
-        &self,
-        upstream: &Upstream,
-        params: Value,
-        host: Option<&crate::host::HostHandle>,
-    ) -> Result<Value, ErrorData> {
+    /// The checks every sampling request passes whoever answers it: the route does not
+    /// refuse, the server's rate budget holds, the messages are well formed. Returns the
+    /// params with `maxTokens` capped at the configured maximum.
+    pub fn admit(&self, upstream: &Upstream, params: Value) -> Result<Value, ErrorData> {
         let server = upstream.name.as_str();
         let policies = self.policies.load();
         let cfg = policies.servers.get(server).unwrap_or(&policies.default).clone();
@@ -137,6 +133,33 @@ impl Sampler {
                 wait.as_millis().max(1)
             )));
         }
+        check_messages(&params)?;
+        let mut params = params;
+        // The configured cap on maxTokens holds whoever answers.
+        if let Some(obj) = params.as_object_mut() {
+            let asked = obj.get("maxTokens").and_then(Value::as_u64).unwrap_or(u64::from(cfg.max_tokens));
+            obj.insert("maxTokens".into(), Value::from(asked.min(u64::from(cfg.max_tokens))));
+        }
+        Ok(params)
+    }
+
+    /// A `host` that takes sampling (the MCP host whose call this is) answers instead of the
+    /// route, within the same budgets; `route = "refuse"` still refuses.
+    pub async fn sample(
+        &self,
+        upstream: &Upstream,
+        params: Value,
+        host: Option<&crate::host::HostHandle>,
+    ) -> Result<Value, ErrorData> {
+        let server = upstream.name.as_str();
+        let policies = self.policies.load();
+        let cfg = policies.servers.get(server).unwrap_or(&policies.default).clone();
+        let refuse = |why: String| {
+            tracing::info!(server = %server, reason = %why, "sampling request refused");
+            upstream.events.emit(server, EventKind::SamplingRefused, None, why.clone());
+            refused(format!("sampling request refused by mcpd: {why}"))
+        };
+        let params = self.admit(upstream, params)?;
         let _guard = {
             let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             let n = m.entry(server.to_owned()).or_insert(0);
@@ -150,14 +173,7 @@ impl Sampler {
             *n += 1;
             InFlight { sampler: self, server: server.to_owned() }
         };
-        check_messages(&params)?;
         if let Some(h) = crate::host::HostHandle::taking(host, "sampling/createMessage", &params) {
-            let mut params = params;
-            // The configured cap on maxTokens holds whoever answers.
-            if let Some(obj) = params.as_object_mut() {
-                let asked = obj.get("maxTokens").and_then(Value::as_u64).unwrap_or(u64::from(cfg.max_tokens));
-                obj.insert("maxTokens".into(), Value::from(asked.min(u64::from(cfg.max_tokens))));
-            }
             return match tokio::time::timeout(DEFAULT_REPLY_TIMEOUT, h.ask("sampling/createMessage", params)).await {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(refuse(format!("the MCP host did not answer: {e}"))),

@@ -101,6 +101,11 @@ pub(super) async fn call_authorized(
     // Stateless era (MRTR): the server may answer `input_required` with requests to fulfil
     // (sampling, elicitation, roots); mcpd answers them like their session-era forms and
     // retries with the answers and the server's opaque state, a bounded number of rounds.
+    if let Some(r) = host.and_then(|h| h.0.take_resume()) {
+        // Opaque and untrusted, like the server's own state: passed on, never inspected.
+        params.input_responses = r.input_responses;
+        params.request_state = r.request_state;
+    }
     let mut rounds = 0usize;
     let result = loop {
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));

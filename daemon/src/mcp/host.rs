@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     call::CallOutcome,
     error::CallError,
-    host::{Host, HostAnswer},
+    host::{Host, HostAnswer, HostAnswers, Question, Resume},
 };
 
 /// How long a call waits for its host's retry after asking (then it is cancelled).
@@ -48,6 +48,7 @@ fn accepts(caps: &ClientCapabilities, method: &str, params: &Value) -> bool {
                 None => false,
             }
         }
+        "roots/list" => caps.roots.is_some(),
         _ => false,
     }
 }
@@ -83,6 +84,11 @@ impl Host for SessionHost {
                     let r = peer.create_elicitation(p).await.map_err(|e| e.to_string())?;
                     serde_json::to_value(r)
                 }
+                #[allow(deprecated)]
+                "roots/list" => {
+                    let r = peer.list_roots().await.map_err(|e| e.to_string())?;
+                    serde_json::to_value(r)
+                }
                 other => return Err(format!("mcpd does not forward {other:?} to hosts")),
             };
             answer.map_err(|e| e.to_string())
@@ -99,11 +105,10 @@ impl Host for SessionHost {
     }
 }
 
-/// One question for a stateless-era host, and where its answer goes.
+/// One round of questions for a stateless-era host, and where the answers go.
 pub struct Ask {
-    pub method: &'static str,
-    pub params: Value,
-    pub reply: oneshot::Sender<Result<Value, String>>,
+    pub questions: Vec<Question>,
+    pub reply: oneshot::Sender<Result<BTreeMap<String, Value>, String>>,
 }
 
 /// A 2026-07-28 host: questions are queued for the `tools/call` handler, which returns them
@@ -111,10 +116,15 @@ pub struct Ask {
 pub struct RoundHost {
     pub caps: ClientCapabilities,
     pub asks: mpsc::Sender<Ask>,
+    /// Numbers the keys of single questions (a session-era server's requests), unique within
+    /// the call.
+    pub next_key: std::sync::atomic::AtomicU64,
     /// Log lines for the request being served (forwarded only if it asked for them).
     pub logs: mpsc::Sender<Value>,
     /// The level the host's request asked for.
     pub log_level: Option<Value>,
+    /// What the host's request carried for the server itself (see [`Host::take_resume`]).
+    pub resume: std::sync::Mutex<Option<Resume>>,
 }
 
 impl Host for RoundHost {
@@ -123,10 +133,20 @@ impl Host for RoundHost {
     }
 
     fn ask(&self, method: &'static str, params: Value) -> HostAnswer {
+        let n = self.next_key.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = format!("mcpd-{n}");
+        let round = self.ask_all(vec![(key.clone(), method, params)]);
+        Box::pin(async move {
+            let mut answers = round.await?;
+            answers.remove(&key).ok_or_else(|| "the host sent no answer".to_owned())
+        })
+    }
+
+    fn ask_all(&self, questions: Vec<Question>) -> HostAnswers {
         let asks = self.asks.clone();
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
-            asks.send(Ask { method, params, reply }).await.map_err(|_| "the host's call ended".to_owned())?;
+            asks.send(Ask { questions, reply }).await.map_err(|_| "the host's call ended".to_owned())?;
             answer.await.map_err(|_| "the host did not answer".to_owned())?
         })
     }
@@ -138,6 +158,10 @@ impl Host for RoundHost {
 
     fn log_level(&self) -> Option<Value> {
         self.log_level.clone()
+    }
+
+    fn take_resume(&self) -> Option<Resume> {
+        self.resume.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -170,8 +194,8 @@ pub fn ask_channel() -> (mpsc::Sender<Ask>, mpsc::Receiver<Ask>) {
 /// A running call waiting for its host's answers, under the `requestState` it was given.
 pub struct Parked {
     pub running: Running,
-    /// Answers owed, by the input request key the host was given.
-    pub waiting: BTreeMap<String, oneshot::Sender<Result<Value, String>>>,
+    /// Answers owed: each round's keys, and where its answers go.
+    pub waiting: Vec<(Vec<String>, oneshot::Sender<Result<BTreeMap<String, Value>, String>>)>,
     parked_at: tokio::time::Instant,
 }
 
@@ -186,19 +210,23 @@ impl ParkedCalls {
     /// input requests to send the host.
     pub fn park(&self, running: Running, asks: Vec<Ask>) -> (String, BTreeMap<String, InputRequest>) {
         let mut requests = BTreeMap::new();
-        let mut waiting = BTreeMap::new();
-        for (i, ask) in asks.into_iter().enumerate() {
-            let key = format!("mcpd-{i}");
-            let wire = serde_json::json!({"method": ask.method, "params": ask.params});
-            match serde_json::from_value::<InputRequest>(wire) {
-                Ok(r) => {
-                    requests.insert(key.clone(), r);
-                    waiting.insert(key, ask.reply);
-                }
-                Err(e) => {
-                    let _ = ask.reply.send(Err(format!("the request cannot be sent to the host: {e}")));
+        let mut waiting = Vec::new();
+        'rounds: for ask in asks {
+            let mut keys = Vec::new();
+            for (key, method, params) in ask.questions {
+                let wire = serde_json::json!({"method": method, "params": params});
+                match serde_json::from_value::<InputRequest>(wire) {
+                    Ok(r) => {
+                        requests.insert(key.clone(), r);
+                        keys.push(key);
+                    }
+                    Err(e) => {
+                        let _ = ask.reply.send(Err(format!("the request cannot be sent to the host: {e}")));
+                        continue 'rounds;
+                    }
                 }
             }
+            waiting.push((keys, ask.reply));
         }
         let state = crate::call::run_id();
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,9 +248,10 @@ impl ParkedCalls {
             return None;
         }
         let mut answers = answers;
-        for (key, reply) in parked.waiting {
-            let answer = answers.remove(&key).ok_or_else(|| format!("the host sent no answer for {key:?}"));
-            let _ = reply.send(answer);
+        // Keys the host left out stay out: the server asks again, or decides without them.
+        for (keys, reply) in parked.waiting {
+            let round = keys.iter().filter_map(|k| answers.remove_entry(k)).collect();
+            let _ = reply.send(Ok(round));
         }
         Some(parked.running)
     }
@@ -256,6 +285,7 @@ mod tests {
         assert!(accepts(&url, "elicitation/create", &serde_json::json!({"mode": "url"})));
         assert!(!accepts(&url, "elicitation/create", &serde_json::json!({"message": "m"})), "URL only");
         assert!(!accepts(&some, "roots/list", &serde_json::json!({})));
+        assert!(accepts(&caps(serde_json::json!({"roots": {}})), "roots/list", &serde_json::json!({})));
     }
 
     #[tokio::test]
@@ -267,17 +297,21 @@ mod tests {
         let (_ltx, logs) = mpsc::channel(1);
         let running = Running { result, asks, progress, logs, task: AbortOnDrop(tokio::spawn(async {})) };
         let (reply, answer) = oneshot::channel();
+        let form = serde_json::json!({"message": "name?", "requestedSchema": {"type": "object", "properties": {}}});
+        let roots = serde_json::json!({});
         let ask = Ask {
-            method: "elicitation/create",
-            params: serde_json::json!({"message": "name?", "requestedSchema": {"type": "object", "properties": {}}}),
+            questions: vec![("user_name".into(), "elicitation/create", form), ("where".into(), "roots/list", roots)],
             reply,
         };
         let (state, requests) = parked.park(running, vec![ask]);
-        assert_eq!(requests.len(), 1);
-        let key = requests.keys().next().expect("a key").clone();
-        let answers = BTreeMap::from([(key, serde_json::json!({"action": "accept", "content": {}}))]);
+        // The server's keys go to the host as they are.
+        assert_eq!(requests.keys().collect::<Vec<_>>(), ["user_name", "where"]);
+        let answers =
+            BTreeMap::from([("user_name".to_owned(), serde_json::json!({"action": "accept", "content": {}}))]);
         assert!(parked.resume(&state, answers.clone()).is_some());
-        assert_eq!(answer.await.expect("answered").expect("ok")["action"], "accept");
+        let got = answer.await.expect("answered").expect("ok");
+        assert_eq!(got["user_name"]["action"], "accept");
+        assert!(!got.contains_key("where"), "an unanswered key stays unanswered");
         // The state is spent: a replay finds nothing.
         assert!(parked.resume(&state, answers).is_none());
         assert!(parked.resume("made-up", BTreeMap::new()).is_none());

@@ -138,7 +138,19 @@ impl Front {
         let stateless = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         caller.host = Some(HostHandle(if stateless {
             let log_level = ctx.meta.0.get("io.modelcontextprotocol/logLevel").cloned();
-            Arc::new(host::RoundHost { caps, asks: asks_tx, logs: logs_tx, log_level })
+            let resume =
+                (request.input_responses.is_some() || request.request_state.is_some()).then(|| crate::host::Resume {
+                    input_responses: request.input_responses.clone(),
+                    request_state: request.request_state.clone(),
+                });
+            Arc::new(host::RoundHost {
+                caps,
+                asks: asks_tx,
+                next_key: Default::default(),
+                logs: logs_tx,
+                log_level,
+                resume: std::sync::Mutex::new(resume),
+            })
         } else {
             // Session-era servers log without asking; a 2026-07-28 server needs the opt-in,
             // at the host's level (everything until it chose one).
@@ -249,7 +261,10 @@ impl Front {
         {
             return Ok(s.clone());
         }
-        Err(McpError::resource_not_found(format!("no served server lists the resource {uri:?}"), None))
+        Err(McpError::resource_not_found(
+            format!("no served server lists the resource {uri:?}"),
+            Some(serde_json::json!({ "uri": uri })),
+        ))
     }
 }
 
@@ -284,6 +299,12 @@ fn template_fits(template: &str, uri: &str) -> bool {
 /// error (-32602, as the spec asks for unknown tools); every other failure is a tool result
 /// with `isError`, so the host shows the reason to its user.
 fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
+    // The server's own JSON-RPC error stays one, with its code: the host talks to it
+    // through mcpd, and a code such as -32602 (a stale requestState) means the same to it.
+    if let CallError::Upstream { code, message, .. } = &e {
+        let message = crate::known::scrub(message).into_owned();
+        return Err(McpError::new(rmcp::model::ErrorCode(*code), message, None));
+    }
     let text = crate::known::scrub(&e.to_string()).into_owned();
     match e.kind() {
         ErrorKind::NotFound if matches!(e, CallError::NoSuchTool { .. } | CallError::NoSuchServer(_)) => {
@@ -295,6 +316,9 @@ fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
 
 /// A failure outside tool calls (resources, prompts, completion) as a JSON-RPC error.
 fn request_failure(e: CallError) -> McpError {
+    if let CallError::Upstream { code, message, .. } = &e {
+        return McpError::new(rmcp::model::ErrorCode(*code), crate::known::scrub(message).into_owned(), None);
+    }
     let text = crate::known::scrub(&e.to_string()).into_owned();
     match e.kind() {
         ErrorKind::NotFound => McpError::invalid_params(text, None),
@@ -358,16 +382,15 @@ impl ServerHandler for Front {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        // A 2026-07-28 host's retry with the answers it was asked for resumes its call.
-        let running = match request.request_state.as_deref() {
-            Some(state) => self.shared.parked.resume(state, request.input_responses.clone().unwrap_or_default()).ok_or_else(
-                || {
-                    McpError::invalid_params(
-                        "the requestState names no call waiting for answers (it was answered already, or waited too long)",
-                        None,
-                    )
-                },
-            )?,
+        // A 2026-07-28 host's retry with the answers mcpd asked for resumes its parked call;
+        // any other input (the server's own state, or answers without state) goes to the
+        // server with a new call, which judges it.
+        let parked = request
+            .request_state
+            .as_deref()
+            .and_then(|state| self.shared.parked.resume(state, request.input_responses.clone().unwrap_or_default()));
+        let running = match parked {
+            Some(running) => running,
             None => self.start_call(request, &ctx)?,
         };
         self.drive(running, &ctx).await
@@ -689,6 +712,15 @@ mod tests {
         assert!(!template_fits("file:///{path}", "git://x"));
         // A template that is all expression says nothing about where a URI lives.
         assert!(!template_fits("{uri}", "anything"));
+    }
+
+    #[test]
+    fn a_servers_json_rpc_error_reaches_the_host_with_its_code() {
+        let e =
+            CallError::Upstream { server: "s".into(), code: -32602, message: "Invalid or expired requestState".into() };
+        let err = call_failure(e).expect_err("a protocol error");
+        assert_eq!(err.code.0, -32602);
+        assert_eq!(err.message, "Invalid or expired requestState");
     }
 
     #[test]

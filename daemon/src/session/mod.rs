@@ -130,8 +130,19 @@ impl ClientHandler for Handler {
     }
 
     async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
-        serde_json::from_value(self.requests.roots(&self.upstream))
-            .map_err(|e| ErrorData::internal_error(format!("roots: {e}"), None))
+        // The admin's roots for the server come first; without any, the roots of the host
+        // whose call is in flight, if it has some.
+        let mut roots = self.requests.roots(&self.upstream);
+        if self.upstream.roots().is_empty()
+            && let Some(h) =
+                crate::host::HostHandle::taking(self.upstream.current_host().as_ref(), "roots/list", &roots)
+            && let Ok(Ok(v)) =
+                tokio::time::timeout(crate::attach::DEFAULT_REPLY_TIMEOUT, h.ask("roots/list", serde_json::json!({})))
+                    .await
+        {
+            roots = v;
+        }
+        serde_json::from_value(roots).map_err(|e| ErrorData::internal_error(format!("roots: {e}"), None))
     }
 
     // Logging is deprecated in 2026-07-28, and still what session-era servers send.
