@@ -105,10 +105,13 @@ impl Host for SessionHost {
     }
 }
 
+/// Where a round's answers go.
+pub type Reply = oneshot::Sender<Result<BTreeMap<String, Value>, String>>;
+
 /// One round of questions for a stateless-era host, and where the answers go.
 pub struct Ask {
     pub questions: Vec<Question>,
-    pub reply: oneshot::Sender<Result<BTreeMap<String, Value>, String>>,
+    pub reply: Reply,
 }
 
 /// A 2026-07-28 host: questions are queued for the `tools/call` handler, which returns them
@@ -195,7 +198,7 @@ pub fn ask_channel() -> (mpsc::Sender<Ask>, mpsc::Receiver<Ask>) {
 pub struct Parked {
     pub running: Running,
     /// Answers owed: each round's keys, and where its answers go.
-    pub waiting: Vec<(Vec<String>, oneshot::Sender<Result<BTreeMap<String, Value>, String>>)>,
+    pub waiting: Vec<(Vec<String>, Reply)>,
     parked_at: tokio::time::Instant,
 }
 
