@@ -29,7 +29,11 @@ use super::{Front, Shared};
 use crate::config::{DEFAULT_PROFILE, McpAuth, McpHttpConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
+/// What rmcp's service is handed: the request body as it came, or as the gate read it.
+type InBody = BoxBody<Bytes, hyper::Error>;
 type Service = StreamableHttpService<Front, LocalSessionManager>;
+/// SEP-2243: a header that disagrees with the body.
+const HEADER_MISMATCH: i32 = -32020;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -234,6 +238,10 @@ impl Gate {
         let Some(service) = self.service(&profile) else {
             return plain(StatusCode::NOT_FOUND, "no such profile in the daemon's config");
         };
+        let req = match self.check_param_headers(&profile, req).await {
+            Ok(req) => req,
+            Err(refusal) => return refusal,
+        };
         use tower::ServiceExt;
         match service.oneshot(req).await {
             Ok(r) => r,
@@ -256,6 +264,83 @@ impl Gate {
             }
         }
         Ok(())
+    }
+
+    /// SEP-2243 (2026-07-28): a `tools/call` of a tool whose string parameters carry an
+    /// `x-mcp-header` annotation must repeat each such argument in its `Mcp-Param-NAME` header
+    /// (plain, or `=?base64?...?=`); a missing, undecodable or different header is refused with
+    /// 400 and -32020 before the call is made. Other requests pass untouched and unread.
+    async fn check_param_headers(&self, profile: &str, req: Request<Incoming>) -> Result<Request<InBody>, Response<Body>> {
+        let stateless = req
+            .headers()
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() >= "2026-07-28");
+        let is_call = req.headers().get("mcp-method").and_then(|v| v.to_str().ok()).map(str::trim) == Some("tools/call");
+        let name = req.headers().get("mcp-name").and_then(|v| v.to_str().ok()).map(|n| n.trim().to_owned());
+        let annotated = match (req.method() == http::Method::POST && stateless && is_call, name) {
+            (true, Some(name)) => self.header_params(profile, &name),
+            _ => Vec::new(),
+        };
+        if annotated.is_empty() {
+            return Ok(req.map(|b| b.boxed()));
+        }
+        let limit = self.shared.daemon.core.live.load().config.daemon.max_message_bytes;
+        let (parts, body) = req.into_parts();
+        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large or broken")),
+        };
+        let msg: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let args = msg.pointer("/params/arguments").cloned().unwrap_or_default();
+        for (param, suffix) in annotated {
+            let header = parts.headers.get(format!("mcp-param-{suffix}")).map(|v| v.to_str().map(str::trim));
+            let arg = args.get(&param).and_then(|v| v.as_str());
+            let problem = match (arg, header) {
+                (None, _) => None,
+                (Some(_), None) => Some(format!("the argument {param:?} needs its Mcp-Param-{suffix} header")),
+                (Some(_), Some(Err(_))) => Some(format!("Mcp-Param-{suffix} is not valid text")),
+                (Some(a), Some(Ok(h))) => match param_header_value(h) {
+                    Ok(v) if v == a => None,
+                    Ok(_) => Some(format!("Mcp-Param-{suffix} does not match the argument {param:?}")),
+                    Err(why) => Some(format!("Mcp-Param-{suffix}: {why}")),
+                },
+            };
+            if let Some(why) = problem {
+                let body = serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": msg.get("id").cloned().unwrap_or(serde_json::Value::Null),
+                    "error": {"code": HEADER_MISMATCH, "message": why},
+                });
+                let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+                return Err(r);
+            }
+        }
+        Ok(Request::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed()))
+    }
+
+    /// The string parameters of `name` (as the profile names tools) that carry an
+    /// `x-mcp-header` annotation, with the header suffix each names.
+    fn header_params(&self, profile: &str, name: &str) -> Vec<(String, String)> {
+        let d = &self.shared.daemon;
+        let Some(qualified) = super::profile_of(d, profile).and_then(|p| super::view::qualified(&p, name)) else {
+            return Vec::new();
+        };
+        let snap = d.core.registry.snapshot();
+        let Some((_, entry)) = snap.resolve(&qualified) else { return Vec::new() };
+        let Some(props) = entry.tool.input_schema.get("properties").and_then(|p| p.as_object()) else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .filter(|(_, def)| def.get("type").and_then(|t| t.as_str()) == Some("string"))
+            .filter_map(|(param, def)| {
+                let suffix = def.get("x-mcp-header")?.as_str()?;
+                (!suffix.is_empty()).then(|| (param.clone(), suffix.to_owned()))
+            })
+            .collect()
     }
 
     fn authorized<B>(&self, req: &Request<B>) -> bool {
@@ -298,9 +383,30 @@ impl Gate {
     }
 }
 
+/// An `Mcp-Param-*` value: `=?base64?B64?=` is strict standard Base64 (padding required, no
+/// other characters) of UTF-8 text; anything else is the value itself.
+fn param_header_value(h: &str) -> Result<String, &'static str> {
+    use base64::Engine as _;
+    let Some(b64) = h.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) else {
+        return Ok(h.to_owned());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| "invalid Base64")?;
+    String::from_utf8(bytes).map_err(|_| "the Base64 value is not UTF-8 text")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn param_headers_decode_strictly() {
+        assert_eq!(param_header_value("=?base64?SGVsbG8=?=").as_deref(), Ok("Hello"));
+        assert!(param_header_value("=?base64?SGVsbG8?=").is_err(), "padding is required");
+        assert!(param_header_value("=?base64?SGVs!!!bG8=?=").is_err());
+        // Without both ends of the wrapper the value is literal.
+        assert_eq!(param_header_value("=?base64?SGVsbG8=").as_deref(), Ok("=?base64?SGVsbG8="));
+        assert_eq!(param_header_value("SGVsbG8=").as_deref(), Ok("SGVsbG8="));
+    }
 
     #[test]
     fn a_token_is_written_once_with_mode_0600_and_read_back() {
