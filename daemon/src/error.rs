@@ -25,7 +25,13 @@ pub enum CallError {
     #[error("{tool} did not answer within {timeout:?}; the call was cancelled upstream")]
     Deadline { tool: String, timeout: Duration },
     #[error("server {server:?} answered with error {code}: {message}")]
-    Upstream { server: String, code: i32, message: String },
+    Upstream {
+        server: String,
+        code: i32,
+        message: String,
+        /// The error's `data`, kept for front ends that pass the error on (MCP hosts).
+        data: Option<serde_json::Value>,
+    },
     #[error("the connection to server {server:?} failed during the call: {reason}")]
     ConnectionLost { server: String, reason: String },
     #[error("server {server:?} sent an unexpected answer: {what}")]
@@ -134,9 +140,12 @@ pub fn unavailable(server: &str, upstream: &Upstream) -> CallError {
 /// Maps a failed request other than `tools/call` (whose deadline rmcp enforces itself).
 pub fn service_error(server: &str, what: &str, e: ServiceError) -> CallError {
     match e {
-        ServiceError::McpError(e) => {
-            CallError::Upstream { server: server.to_owned(), code: e.code.0, message: e.message.to_string() }
-        }
+        ServiceError::McpError(e) => CallError::Upstream {
+            server: server.to_owned(),
+            code: e.code.0,
+            message: e.message.to_string(),
+            data: e.data,
+        },
         ServiceError::UnexpectedResponse => {
             CallError::Protocol { server: server.to_owned(), what: format!("unexpected answer to {what}") }
         }

@@ -5,7 +5,13 @@
 use std::{collections::BTreeMap, sync::Arc, sync::LazyLock};
 
 use regex::Regex;
-use rmcp::ErrorData;
+use rmcp::{
+    ErrorData,
+    model::{
+        ClientCapabilities, ElicitationCapability, FormElicitationCapability, RootsCapabilities, SamplingCapability,
+        UrlElicitationCapability,
+    },
+};
 use serde_json::{Value, json};
 
 use crate::{
@@ -15,6 +21,37 @@ use crate::{
     sampling::Sampler,
     upstream::Upstream,
 };
+
+/// What mcpd declares as a client, in both eras.
+pub fn client_capabilities() -> ClientCapabilities {
+    let mut caps = ClientCapabilities::default();
+    // Declared always: with no app attached mcpd declines, which servers handle;
+    // not declaring would hide the tools some servers only offer to capable clients.
+    caps.elicitation = Some(
+        ElicitationCapability::new()
+            .with_form(FormElicitationCapability::default())
+            .with_url(UrlElicitationCapability::new()),
+    );
+    // Sampling with tools (2025-11-25): mcpd maps tools and toolChoice to the provider.
+    let mut sampling = SamplingCapability::default();
+    sampling.tools = Some(serde_json::Map::new());
+    caps.sampling = Some(sampling);
+    let mut roots = RootsCapabilities::default();
+    roots.list_changed = Some(true);
+    caps.roots = Some(roots);
+    caps
+}
+
+/// The capabilities declared on one 2026-07-28 request made for an MCP host: sampling only
+/// if the host takes it or mcpd's route for the server can answer it, so that a server that
+/// needs sampling refuses the call (-32021) rather than counting on an answer nobody gives.
+pub fn client_capabilities_for(sampler: &Sampler, server: &str, host: &HostHandle) -> ClientCapabilities {
+    let mut caps = client_capabilities();
+    if !host.0.accepts("sampling/createMessage", &json!({})) && !sampler.can_answer(server) {
+        caps.sampling = None;
+    }
+    caps
+}
 
 /// MRTR rounds driven for one request before giving up (rmcp's default is the same).
 pub const MAX_MRTR_ROUNDS: usize = 10;

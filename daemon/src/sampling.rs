@@ -109,6 +109,19 @@ impl Sampler {
     }
 
     /// Answers one sampling request of `upstream`'s server.
+    /// Whether mcpd's route for `server` could answer a sampling request now: a provider
+    /// to ask, or an attached app that takes it.
+    pub fn can_answer(&self, server: &str) -> bool {
+        let policies = self.policies.load();
+        let cfg = policies.servers.get(server).unwrap_or(&policies.default);
+        match &cfg.route {
+            SamplingRoute::Refuse => false,
+            SamplingRoute::App => self.attachments.has_app_for(server, RequestKind::Sampling),
+            SamplingRoute::Llm(Some(name)) => self.live.load().providers.contains_key(name),
+            SamplingRoute::Llm(None) => !self.live.load().providers.is_empty(),
+        }
+    }
+
     /// The checks every sampling request passes whoever answers it: the route does not
     /// refuse, the server's rate budget holds, the messages are well formed. Returns the
     /// params with `maxTokens` capped at the configured maximum.

@@ -95,7 +95,8 @@ mod tests {
         assert!(s.message().contains("did you mean \"a.c\""));
         let s: Status = CallError::Deadline { tool: "a.b".into(), timeout: std::time::Duration::from_secs(1) }.into();
         assert_eq!(s.code(), Code::DeadlineExceeded);
-        let s: Status = CallError::Upstream { server: "a".into(), code: -32602, message: "bad".into() }.into();
+        let s: Status =
+            CallError::Upstream { server: "a".into(), code: -32602, message: "bad".into(), data: None }.into();
         assert_eq!(s.code(), Code::InvalidArgument);
         let s: Status = ApiError::Trust(TrustError::PinnedByConfig("a.b".into())).into();
         assert_eq!(s.code(), Code::FailedPrecondition);

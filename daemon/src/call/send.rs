@@ -106,12 +106,23 @@ pub(super) async fn call_authorized(
         params.input_responses = r.input_responses;
         params.request_state = r.request_state;
     }
+    let stateless = peer.peer_info().is_some_and(|i| !i.protocol_version.has_initialize());
     let mut rounds = 0usize;
     let result = loop {
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         // rmcp sends notifications/cancelled itself when this timeout fires.
-        let handle = match peer.send_request_with_option(request, PeerRequestOptions::with_timeout(remaining)).await {
+        let mut options = PeerRequestOptions::with_timeout(remaining);
+        if let Some(h) = host
+            && stateless
+        {
+            // Overrides the capabilities rmcp stamps on every 2026-07-28 request.
+            let caps = crate::requests::client_capabilities_for(&env.core.requests.sampler, server, h);
+            let mut meta = rmcp::model::RequestMetaObject::new();
+            meta.set_client_capabilities(caps);
+            options = options.with_meta(meta);
+        }
+        let handle = match peer.send_request_with_option(request, options).await {
             Ok(h) => h,
             Err(e) => return Err(refused_or_lost(env, upstream, e, deadline).await),
         };
@@ -171,6 +182,7 @@ pub(super) async fn call_authorized(
                     server: server.to_owned(),
                     code: e.code.0,
                     message: e.message.to_string(),
+                    data: e.data,
                 }));
             }
             Err(e) => return Err(refused_or_lost(env, upstream, e, deadline).await),

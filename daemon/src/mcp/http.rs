@@ -270,13 +270,18 @@ impl Gate {
     /// `x-mcp-header` annotation must repeat each such argument in its `Mcp-Param-NAME` header
     /// (plain, or `=?base64?...?=`); a missing, undecodable or different header is refused with
     /// 400 and -32020 before the call is made. Other requests pass untouched and unread.
-    async fn check_param_headers(&self, profile: &str, req: Request<Incoming>) -> Result<Request<InBody>, Response<Body>> {
+    async fn check_param_headers(
+        &self,
+        profile: &str,
+        req: Request<Incoming>,
+    ) -> Result<Request<InBody>, Response<Body>> {
         let stateless = req
             .headers()
             .get("mcp-protocol-version")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() >= "2026-07-28");
-        let is_call = req.headers().get("mcp-method").and_then(|v| v.to_str().ok()).map(str::trim) == Some("tools/call");
+        let is_call =
+            req.headers().get("mcp-method").and_then(|v| v.to_str().ok()).map(str::trim) == Some("tools/call");
         let name = req.headers().get("mcp-name").and_then(|v| v.to_str().ok()).map(|n| n.trim().to_owned());
         let annotated = match (req.method() == http::Method::POST && stateless && is_call, name) {
             (true, Some(name)) => self.header_params(profile, &name),

@@ -301,9 +301,8 @@ fn template_fits(template: &str, uri: &str) -> bool {
 fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
     // The server's own JSON-RPC error stays one, with its code: the host talks to it
     // through mcpd, and a code such as -32602 (a stale requestState) means the same to it.
-    if let CallError::Upstream { code, message, .. } = &e {
-        let message = crate::known::scrub(message).into_owned();
-        return Err(McpError::new(rmcp::model::ErrorCode(*code), message, None));
+    if let CallError::Upstream { code, message, data, .. } = e {
+        return Err(passed_on(code, &message, data));
     }
     let text = crate::known::scrub(&e.to_string()).into_owned();
     match e.kind() {
@@ -314,10 +313,20 @@ fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
     }
 }
 
+/// A server's JSON-RPC error as the host gets it: its code and data as they came, the
+/// config's secrets replaced.
+fn passed_on(code: i32, message: &str, data: Option<serde_json::Value>) -> McpError {
+    let data = data.map(|mut d| {
+        crate::known::scrub_json(&mut d);
+        d
+    });
+    McpError::new(rmcp::model::ErrorCode(code), crate::known::scrub(message).into_owned(), data)
+}
+
 /// A failure outside tool calls (resources, prompts, completion) as a JSON-RPC error.
 fn request_failure(e: CallError) -> McpError {
-    if let CallError::Upstream { code, message, .. } = &e {
-        return McpError::new(rmcp::model::ErrorCode(*code), crate::known::scrub(message).into_owned(), None);
+    if let CallError::Upstream { code, message, data, .. } = e {
+        return passed_on(code, &message, data);
     }
     let text = crate::known::scrub(&e.to_string()).into_owned();
     match e.kind() {
@@ -716,8 +725,12 @@ mod tests {
 
     #[test]
     fn a_servers_json_rpc_error_reaches_the_host_with_its_code() {
-        let e =
-            CallError::Upstream { server: "s".into(), code: -32602, message: "Invalid or expired requestState".into() };
+        let e = CallError::Upstream {
+            server: "s".into(),
+            code: -32602,
+            message: "Invalid or expired requestState".into(),
+            data: None,
+        };
         let err = call_failure(e).expect_err("a protocol error");
         assert_eq!(err.code.0, -32602);
         assert_eq!(err.message, "Invalid or expired requestState");

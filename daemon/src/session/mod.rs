@@ -9,11 +9,9 @@ use std::{sync::Arc, time::Duration};
 use rmcp::{
     ClientHandler, ErrorData,
     model::{
-        ClientCapabilities, ClientConfig, ClientRequest, CreateMessageRequestParams, CreateMessageResult,
-        CustomNotification, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
-        FormElicitationCapability, Implementation, ListRootsResult, PaginatedRequestParams, PingRequest,
-        ProgressNotificationParam, ProtocolVersion, ResourceUpdatedNotificationParam, RootsCapabilities,
-        SamplingCapability, Tool, UrlElicitationCapability,
+        ClientConfig, ClientRequest, CreateMessageRequestParams, CreateMessageResult, CustomNotification,
+        ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, ListRootsResult, PaginatedRequestParams,
+        PingRequest, ProgressNotificationParam, ProtocolVersion, ResourceUpdatedNotificationParam, Tool,
     },
     service::{
         ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RoleClient, RunningService,
@@ -178,21 +176,7 @@ impl ClientHandler for Handler {
     fn get_info(&self) -> ClientConfig {
         let mut info = Implementation::new("mcpd", env!("CARGO_PKG_VERSION"));
         info.title = Some("mcpd".into());
-        let mut caps = ClientCapabilities::default();
-        // Declared always: with no app attached mcpd declines, which servers handle;
-        // not declaring would hide the tools some servers only offer to capable clients.
-        caps.elicitation = Some(
-            ElicitationCapability::new()
-                .with_form(FormElicitationCapability::default())
-                .with_url(UrlElicitationCapability::new()),
-        );
-        // Sampling with tools (2025-11-25): mcpd maps tools and toolChoice to the provider.
-        let mut sampling = SamplingCapability::default();
-        sampling.tools = Some(serde_json::Map::new());
-        caps.sampling = Some(sampling);
-        let mut roots = RootsCapabilities::default();
-        roots.list_changed = Some(true);
-        caps.roots = Some(roots);
+        let caps = crate::requests::client_capabilities();
         ClientConfig::new(caps, info).with_protocol_version(self.offer.clone())
     }
 }
