@@ -13,9 +13,9 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use rmcp::{
     Peer,
     model::{
-        ArgumentInfo, CompleteRequestParams, CompletionContext, CompletionInfo, GetPromptRequestParams,
-        GetPromptResult, Prompt, ReadResourceRequestParams, Reference, Resource, ResourceTemplate, ServerCapabilities,
-        SubscribeRequestParams,
+        ArgumentInfo, ClientRequest, CompleteRequestParams, CompletionContext, CompletionInfo, GetPromptRequest,
+        GetPromptRequestParams, GetPromptResult, Prompt, ReadResourceRequestParams, Reference, Resource,
+        ResourceTemplate, ServerCapabilities, ServerResult, SubscribeRequestParams,
     },
     service::{RoleClient, ServiceError},
 };
@@ -251,6 +251,7 @@ pub async fn get_prompt(
     trust: &crate::trust::Trust,
     qualified: &str,
     arguments: HashMap<String, String>,
+    asked: Asked<'_>,
 ) -> Result<GetPromptResult, CallError> {
     let Some((server, name)) = qualified.split_once('.') else {
         return Err(CallError::Unqualified(qualified.to_owned()));
@@ -273,7 +274,46 @@ pub async fn get_prompt(
             arguments.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
         params = params.with_arguments(args);
     }
-    p.ask("prompts/get", p.peer.get_prompt(params)).await
+    if let Some(r) = asked.host.and_then(|h| h.0.take_resume()) {
+        // Opaque and untrusted, like the server's own state: passed on, never inspected.
+        params.input_responses = r.input_responses;
+        params.request_state = r.request_state;
+    }
+    // Stateless era (MRTR): the server may answer `input_required`; its questions are
+    // answered like a tool call's (the host's, or mcpd's routes) and the request is sent
+    // again with the answers and the server's state, a bounded number of rounds.
+    for _ in 0..=crate::requests::MAX_MRTR_ROUNDS {
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params.clone()));
+        match p.ask("prompts/get", p.peer.send_request(request)).await? {
+            ServerResult::GetPromptResult(r) => return Ok(r),
+            ServerResult::InputRequiredResult(ir) => {
+                let questions = serde_json::to_value(&ir.input_requests).unwrap_or(serde_json::Value::Null);
+                let answers = asked.requests.fulfil(&p.upstream, &questions, asked.host).await.map_err(|e| {
+                    CallError::InputRefused { tool: qualified.to_owned(), reason: e.message.to_string() }
+                })?;
+                params.input_responses = (!answers.is_empty()).then_some(answers);
+                params.request_state = ir.request_state;
+            }
+            _ => {
+                return Err(CallError::Protocol {
+                    server: server.to_owned(),
+                    what: "unexpected answer to prompts/get".into(),
+                });
+            }
+        }
+    }
+    Err(CallError::Protocol {
+        server: server.to_owned(),
+        what: format!("the server kept asking for input after {} rounds", crate::requests::MAX_MRTR_ROUNDS),
+    })
+}
+
+/// Who answers what a server asks while mcpd serves a prompt: mcpd's routes, and the MCP
+/// host that asked for it, if any.
+#[derive(Clone, Copy)]
+pub struct Asked<'a> {
+    pub requests: &'a crate::requests::ServerRequests,
+    pub host: Option<&'a crate::host::HostHandle>,
 }
 
 /// What to complete: a prompt's argument or a resource template's variable.

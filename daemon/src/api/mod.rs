@@ -513,6 +513,7 @@ impl Mcpd for Api {
             &self.daemon.core.trust,
             &r.name,
             r.arguments.into_iter().collect(),
+            resource::Asked { requests: &self.daemon.core.requests, host: None },
         )
         .await?;
         Ok(Response::new(pb::GetPromptResponse {

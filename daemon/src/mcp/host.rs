@@ -168,9 +168,15 @@ impl Host for RoundHost {
     }
 }
 
-/// A call running on behalf of a stateless-era host, between the host's requests.
+/// What a host's request ends with.
+pub enum Finished {
+    Call(Result<CallOutcome, CallError>),
+    Prompt(Result<rmcp::model::GetPromptResult, CallError>),
+}
+
+/// A call (or a prompt request) running on behalf of a host, between the host's requests.
 pub struct Running {
-    pub result: oneshot::Receiver<Result<CallOutcome, CallError>>,
+    pub result: oneshot::Receiver<Finished>,
     pub asks: mpsc::Receiver<Ask>,
     pub progress: mpsc::Receiver<ProgressNotificationParam>,
     /// Log lines the server sent during the call, for the host's request.

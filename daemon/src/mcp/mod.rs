@@ -132,17 +132,59 @@ impl Front {
             return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
         }
         let mut caller = self.caller(ctx);
+        let resume = resume_of(request.input_responses.clone(), request.request_state.clone());
+        let (handle, asks, logs) = self.host_for(ctx, resume);
+        caller.host = Some(handle);
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
+        let (p_tx, progress) = mpsc::channel::<ProgressNotificationParam>(PROGRESS_QUEUE);
+        let (r_tx, result) = tokio::sync::oneshot::channel();
+        let core = self.shared.daemon.core.clone();
+        let task = tokio::spawn(async move {
+            let req = CallRequest { name: &qualified, arguments_json: &arguments, timeout: None, confirm: false };
+            let _ = r_tx.send(host::Finished::Call(core.call(&caller, req, Some(p_tx)).await));
+        });
+        Ok(host::Running { result, asks, progress, logs, task: host::AbortOnDrop(task) })
+    }
+
+    /// Starts `prompts/get` as its own task, like a tool call (its server may ask questions).
+    fn start_prompt(
+        &self,
+        qualified: String,
+        request: GetPromptRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> host::Running {
+        let args: std::collections::HashMap<String, String> = request
+            .arguments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+            .collect();
+        let resume = resume_of(request.input_responses, request.request_state);
+        let (handle, asks, logs) = self.host_for(ctx, resume);
+        let (_p_tx, progress) = mpsc::channel::<ProgressNotificationParam>(1);
+        let (r_tx, result) = tokio::sync::oneshot::channel();
+        let d = self.shared.daemon.clone();
+        let task = tokio::spawn(async move {
+            let asked = resource::Asked { requests: &d.core.requests, host: Some(&handle) };
+            let res = resource::get_prompt(&d.core.supervisor, &d.core.trust, &qualified, args, asked).await;
+            let _ = r_tx.send(host::Finished::Prompt(res));
+        });
+        host::Running { result, asks, progress, logs, task: host::AbortOnDrop(task) }
+    }
+
+    /// The host as the call path carries it, in the host's era, and the channels its
+    /// questions and the servers' log lines come back on.
+    fn host_for(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        resume: Option<crate::host::Resume>,
+    ) -> (HostHandle, mpsc::Receiver<host::Ask>, mpsc::Receiver<serde_json::Value>) {
         let caps = ctx.client_capabilities().unwrap_or_default();
         let (asks_tx, asks) = host::ask_channel();
         let (logs_tx, logs) = mpsc::channel(PROGRESS_QUEUE);
         let stateless = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
-        caller.host = Some(HostHandle(if stateless {
+        let handle = HostHandle(if stateless {
             let log_level = ctx.meta.0.get("io.modelcontextprotocol/logLevel").cloned();
-            let resume =
-                (request.input_responses.is_some() || request.request_state.is_some()).then(|| crate::host::Resume {
-                    input_responses: request.input_responses.clone(),
-                    request_state: request.request_state.clone(),
-                });
             Arc::new(host::RoundHost {
                 caps,
                 asks: asks_tx,
@@ -157,25 +199,13 @@ impl Front {
             let log_level = self.log_level.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let log_level = Some(log_level.unwrap_or_else(|| serde_json::Value::from("debug")));
             Arc::new(host::SessionHost { peer: ctx.peer.clone(), caps, log_level, logs: logs_tx })
-        }));
-        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default()).to_string();
-        let (p_tx, progress) = mpsc::channel::<ProgressNotificationParam>(PROGRESS_QUEUE);
-        let (r_tx, result) = tokio::sync::oneshot::channel();
-        let core = self.shared.daemon.core.clone();
-        let task = tokio::spawn(async move {
-            let req = CallRequest { name: &qualified, arguments_json: &arguments, timeout: None, confirm: false };
-            let _ = r_tx.send(core.call(&caller, req, Some(p_tx)).await);
         });
-        Ok(host::Running { result, asks, progress, logs, task: host::AbortOnDrop(task) })
+        (handle, asks, logs)
     }
 
-    /// Forwards progress until the call ends, the host cancels, or the server asks something
-    /// a stateless-era host must answer in a round of its own.
-    async fn drive(
-        &self,
-        mut running: host::Running,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
+    /// Forwards progress and log lines until the call ends, the host cancels, or the server
+    /// asks something a stateless-era host must answer in a round of its own.
+    async fn drive(&self, mut running: host::Running, ctx: &RequestContext<RoleServer>) -> Result<Driven, McpError> {
         let token = ctx.meta.get_progress_token();
         let forward = |mut p: ProgressNotificationParam| {
             let token = token.clone();
@@ -200,23 +230,17 @@ impl Front {
                         asks.push(a);
                     }
                     let (state, requests) = self.shared.parked.park(running, asks);
-                    return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(Some(requests), Some(state))));
+                    return Ok(Driven::Input(InputRequiredResult::new(Some(requests), Some(state))));
                 }
                 res = &mut running.result => {
                     // Updates sent just before the result still go out, and before it.
                     while let Ok(p) = running.progress.try_recv() {
                         forward(p).await;
                     }
-                    let res = res.map_err(|_| McpError::internal_error("the call ended without a result", None))?;
-                    let mut result = match res {
-                        Ok(o) => o.result,
-                        Err(e) => call_failure(e)?,
-                    };
-                    // A session-era server's result has no `resultType`; a 2026-07-28 host
-                    // requires one (rmcp clears it again for session-era hosts).
-                    result.result_type = Some(ResultType::COMPLETE);
-                    own_result_meta(&mut result.meta);
-                    return Ok(CallToolResponse::Complete(result));
+                    while let Ok(line) = running.logs.try_recv() {
+                        self.forward_log(ctx, line).await;
+                    }
+                    return res.map(Driven::Done).map_err(|_| McpError::internal_error("the call ended without a result", None));
                 }
             }
         }
@@ -313,6 +337,22 @@ fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
     }
 }
 
+/// How driving a host's request ended.
+enum Driven {
+    Done(host::Finished),
+    /// The server asked questions a 2026-07-28 host answers in a round of its own.
+    Input(InputRequiredResult),
+}
+
+/// What a host's request carried for the server itself, if anything.
+fn resume_of(
+    input_responses: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    request_state: Option<String>,
+) -> Option<crate::host::Resume> {
+    (input_responses.is_some() || request_state.is_some())
+        .then_some(crate::host::Resume { input_responses, request_state })
+}
+
 /// A server's JSON-RPC error as the host gets it: its code and data as they came, the
 /// config's secrets replaced.
 fn passed_on(code: i32, message: &str, data: Option<serde_json::Value>) -> McpError {
@@ -402,7 +442,22 @@ impl ServerHandler for Front {
             Some(running) => running,
             None => self.start_call(request, &ctx)?,
         };
-        self.drive(running, &ctx).await
+        let res = match self.drive(running, &ctx).await? {
+            Driven::Input(ir) => return Ok(CallToolResponse::InputRequired(ir)),
+            Driven::Done(host::Finished::Call(res)) => res,
+            Driven::Done(host::Finished::Prompt(_)) => {
+                return Err(McpError::internal_error("a prompt answered a tool call", None));
+            }
+        };
+        let mut result = match res {
+            Ok(o) => o.result,
+            Err(e) => call_failure(e)?,
+        };
+        // A session-era server's result has no `resultType`; a 2026-07-28 host requires one
+        // (rmcp clears it again for session-era hosts).
+        result.result_type = Some(ResultType::COMPLETE);
+        own_result_meta(&mut result.meta);
+        Ok(CallToolResponse::Complete(result))
     }
 
     async fn list_resources(
@@ -524,28 +579,33 @@ impl ServerHandler for Front {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let profile = self.profile()?;
         let Some(qualified) = view::qualified(&profile, &request.name) else {
             return Err(McpError::invalid_params(format!("unknown prompt {:?}", request.name), None));
         };
-        let args = request
-            .arguments
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-            .collect();
-        let d = self.daemon();
-        let res: GetPromptResult =
-            resource::get_prompt(&d.core.supervisor, &d.core.trust, &qualified, args).await.map_err(request_failure)?;
+        let parked = request
+            .request_state
+            .as_deref()
+            .and_then(|state| self.shared.parked.resume(state, request.input_responses.clone().unwrap_or_default()));
+        let running = match parked {
+            Some(running) => running,
+            None => self.start_prompt(qualified, request, &ctx),
+        };
+        let res = match self.drive(running, &ctx).await? {
+            Driven::Input(ir) => return Ok(GetPromptResponse::InputRequired(ir)),
+            Driven::Done(host::Finished::Prompt(res)) => res.map_err(request_failure)?,
+            Driven::Done(host::Finished::Call(_)) => {
+                return Err(McpError::internal_error("a tool call answered a prompt request", None));
+            }
+        };
         // Prompt text comes from elsewhere: the config's secrets never leave in it.
         let mut value = serde_json::to_value(&res).unwrap_or_default();
-        let res = match crate::known::scrub_json(&mut value) {
+        let mut res: GetPromptResult = match crate::known::scrub_json(&mut value) {
             0 => res,
             _ => serde_json::from_value(value).unwrap_or(res),
         };
-        let mut res = res;
         res.result_type = Some(ResultType::COMPLETE);
         own_result_meta(&mut res.meta);
         Ok(GetPromptResponse::Complete(res))
