@@ -47,6 +47,7 @@ pub struct McpEndpoints {
     pub listen: Option<std::net::SocketAddr>,
     pub auth: &'static str,
     pub token_file: Option<PathBuf>,
+    pub tls: bool,
 }
 
 /// What a reload did.

@@ -133,6 +133,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         listen: None,
         auth: config.daemon.mcp.auth.as_str(),
         token_file: None,
+        tls: config.daemon.mcp.tls.is_some(),
     };
     let mcp_http = match config.daemon.mcp.listen {
         Some(addr) => {

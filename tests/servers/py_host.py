@@ -12,6 +12,7 @@ line per step to stdout:
     call:NAME:JSON     {"step": "call", "is_error": bool, "text": "...", "structured": ...}
                        (or {"step": "call", "protocol_error": "..."} for a JSON-RPC error)
     progress:NAME:JSON the call with a progress callback: adds "progress": [values]
+    cancel:NAME:JSON:S gives up on the call after S seconds: {"step": "cancel", "cancelled": true}
     resources          {"step": "resources", "uris": [...]}
     read:URI           {"step": "read", "text": "..."}
     prompts            {"step": "prompts", "names": [...]}
@@ -88,6 +89,13 @@ async def run(client: Client, steps: list[str]) -> None:
                 out.update(is_error=bool(r.is_error), text=text_of(r.content), structured=r.structured_content)
                 if kind == "progress":
                     out["progress"] = seen
+            elif kind == "cancel":
+                # The host gives up on the call: the SDK cancels the request.
+                body, _, secs = rest.rpartition(":")
+                name, _, args = body.partition(":")
+                with anyio.move_on_after(float(secs)) as scope:
+                    await client.call_tool(name, json.loads(args or "{}"))
+                out["cancelled"] = scope.cancelled_caught
             elif kind == "resources":
                 out["uris"] = [str(r.uri) for r in (await client.list_resources()).resources]
             elif kind == "read":

@@ -271,6 +271,7 @@ impl Mcpd for Api {
                 mcp_auth: if mcp.listen.is_some() { mcp.auth.to_owned() } else { String::new() },
                 mcp_token_file: mcp.token_file.map(|p| p.display().to_string()).unwrap_or_default(),
                 mcp_profiles,
+                mcp_tls: mcp.tls,
             }),
             servers: d.core.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
         }))

@@ -86,11 +86,14 @@ pub(crate) fn status_table(st: &pb::StatusResponse) -> String {
             safe(&d.socket_path)
         ));
         out.push_str(&format!("MCP: `mcpd mcp` via {}", safe(&d.mcp_socket)));
+        let scheme = if d.mcp_tls { "https" } else { "http" };
         match (d.mcp_listen.as_str(), d.mcp_auth.as_str()) {
             ("", _) => out.push_str(", HTTP endpoint off"),
-            (addr, "none") => out.push_str(&format!(", http://{}/mcp with NO token (mcp_auth = \"none\")", safe(addr))),
+            (addr, "none") => {
+                out.push_str(&format!(", {scheme}://{}/mcp with NO token (mcp_auth = \"none\")", safe(addr)))
+            }
             (addr, _) => {
-                out.push_str(&format!(", http://{}/mcp with the token in {}", safe(addr), safe(&d.mcp_token_file)))
+                out.push_str(&format!(", {scheme}://{}/mcp with the token in {}", safe(addr), safe(&d.mcp_token_file)))
             }
         }
         out.push_str(&format!("; profiles {}\n\n", safe(&d.mcp_profiles.join(", "))));
@@ -128,7 +131,7 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
             "config_path": d.config_path, "socket_path": d.socket_path, "state_dir": d.state_dir,
             "cache": {"entries": d.cache_entries, "bytes": d.cache_bytes, "max_bytes": d.cache_max_bytes},
             "mcp": {
-                "socket": d.mcp_socket, "listen": d.mcp_listen, "auth": d.mcp_auth,
+                "socket": d.mcp_socket, "listen": d.mcp_listen, "auth": d.mcp_auth, "tls": d.mcp_tls,
                 "token_file": d.mcp_token_file, "profiles": d.mcp_profiles,
             },
         })),

@@ -376,6 +376,9 @@ impl Gate {
             .disable_allowed_hosts()
             .disable_allowed_origins()
             .with_sse_keep_alive(Some(super::SESSION_KEEP_ALIVE))
+            // 2026-07-28 requests whose handler sends nothing before the result are answered
+            // as plain JSON, not a one-event SSE stream (rmcp falls back to SSE when it must).
+            .with_json_response(true)
             .with_max_request_body_bytes(limit)
             .with_cancellation_token(self.stop.child_token());
         let service = StreamableHttpService::new(

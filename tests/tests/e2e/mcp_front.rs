@@ -69,7 +69,8 @@ fn names(line: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_sdk_host_works_through_both_front_ends_in_both_eras() {
     let port = free_port();
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers());
+    let pipeline = "[[pipelines]]\nname = \"shout\"\ndescription = \"echo through f\"\n[[pipelines.steps]]\nid = \"say\"\ntool = \"f.echo\"\nargs = { text = \"piped\" }\n";
+    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &format!("{}{pipeline}", servers()));
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     d.wait_state("p", proto::ServerState::Ready, READY).await;
     let token = token_of(&d);
@@ -83,6 +84,7 @@ async fn a_python_sdk_host_works_through_both_front_ends_in_both_eras() {
         "prompts",
         r#"prompt:p.greet:{"name":"Ada"}"#,
         "read:test://greeting",
+        "call:pipeline.shout:{}",
     ];
     for (mode, era) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
         for via in
@@ -103,6 +105,9 @@ async fn a_python_sdk_host_works_through_both_front_ends_in_both_eras() {
             assert!(names(&lines[5]).contains(&"p.greet".to_owned()), "{:?}", lines[5]);
             assert!(lines[6]["text"].as_str().unwrap_or("").contains("Ada"), "{:?}", lines[6]);
             assert_eq!(lines[7]["text"], "hello", "{:?}", lines[7]);
+            // Pipelines are tools like any other.
+            assert!(tools.contains(&"pipeline.shout".to_owned()), "{tools:?}");
+            assert!(lines[8]["text"].as_str().unwrap_or("").contains("piped"), "{kind} {mode}: {:?}", lines[8]);
         }
     }
     // Every call took the core path: audited, naming the host and its front end.
@@ -110,7 +115,7 @@ async fn a_python_sdk_host_works_through_both_front_ends_in_both_eras() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let records = loop {
         let r = c.audit(100, None).await.expect("Audit answers");
-        if r.len() >= 12 || tokio::time::Instant::now() > deadline {
+        if r.len() >= 16 || tokio::time::Instant::now() > deadline {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -369,4 +374,84 @@ async fn the_mcp_inspector_cli_lists_and_calls_tools_through_both_front_ends() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let records = c.audit(100, None).await.expect("Audit answers");
     assert!(records.iter().filter(|r| r.app.starts_with("mcp:") && r.outcome == "ok").count() >= 4, "{records:#?}");
+}
+
+/// With `mcp_tls_cert`/`mcp_tls_key` the endpoint speaks HTTPS only (a bind that is not
+/// loopback needs it; the config refuses otherwise), and the gate still wants the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_serves_https_with_a_configured_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("certificate");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_pem, cert.key_pair.serialize_pem()).expect("write key");
+    let port = free_port();
+    let daemon = format!(
+        "mcp_listen = \"127.0.0.1:{port}\"\nmcp_tls_cert = {}\nmcp_tls_key = {}",
+        q(cert_pem.display().to_string()),
+        q(key_pem.display().to_string())
+    );
+    let d = TestDaemon::start_with(&daemon, &fault_server("f", &[], ""));
+    d.wait_state("f", proto::ServerState::Ready, READY).await;
+    let root = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("root");
+    let client = reqwest::Client::builder().add_root_certificate(root).build().expect("client");
+    let post = |token: Option<String>| {
+        let mut r = client
+            .post(format!("https://localhost:{port}/mcp"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(INITIALIZE);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let ok = post(Some(token_of(&d))).await.expect("https answers");
+    assert_eq!(ok.status(), 200);
+    let refused = post(None).await.expect("https answers");
+    assert_eq!(refused.status(), 401);
+    // Plain HTTP on the same port gets no MCP answer.
+    let (status, _) =
+        post_body(port, "/mcp", &[("Authorization", &format!("Bearer {}", token_of(&d)))], INITIALIZE).await;
+    assert_ne!(status, 200);
+}
+
+/// A host that gives up on a call cancels it all the way: mcpd cancels it upstream (the
+/// fault server counts the notifications/cancelled it got) and audits it as cancelled. Both
+/// front ends, both host eras.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_gives_up_cancels_the_call_upstream() {
+    let port = free_port();
+    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers());
+    d.wait_state("f", proto::ServerState::Ready, READY).await;
+    let token = token_of(&d);
+    let mut expected = 0;
+    for mode in ["legacy", "auto"] {
+        for via in [
+            Via::Http { url: format!("http://127.0.0.1:{port}/mcp"), token: Some(&token) },
+            Via::Stdio { socket: &d.socket, profile: None },
+        ] {
+            let (lines, ok, err) = host(&via, mode, &["cancel:f.hang:{}:1"]);
+            assert!(ok && lines[0]["cancelled"] == true, "{mode}: {lines:?}\n{err}");
+            expected += 1;
+            // The cancellation reaches the server shortly after the host gives up.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let (lines, _, _) = host(&via, mode, &["call:f.cancelled_count:{}"]);
+                let n = lines[0]["structured"]["count"].as_u64().unwrap_or(0);
+                if n >= expected {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{mode}: the server saw {n} cancellations, want {expected}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let mut c = d.client().await;
+    let records = c.audit(100, Some("f")).await.expect("Audit answers");
+    let cancelled = records.iter().filter(|r| r.tool == "f.hang" && r.outcome == "Cancelled").count();
+    assert_eq!(cancelled, 4, "{records:#?}");
 }
