@@ -108,7 +108,6 @@ impl Sampler {
         self.policies.store(Arc::new(Self::policies(cfg)));
     }
 
-    /// Answers one sampling request of `upstream`'s server.
     /// Whether mcpd's route for `server` could answer a sampling request now: a provider
     /// to ask, or an attached app that takes it.
     pub fn can_answer(&self, server: &str) -> bool {
@@ -129,11 +128,7 @@ impl Sampler {
         let server = upstream.name.as_str();
         let policies = self.policies.load();
         let cfg = policies.servers.get(server).unwrap_or(&policies.default).clone();
-        let refuse = |why: String| {
-            tracing::info!(server = %server, reason = %why, "sampling request refused");
-            upstream.events.emit(server, EventKind::SamplingRefused, None, why.clone());
-            refused(format!("sampling request refused by mcpd: {why}"))
-        };
+        let refuse = |why: String| refusal(upstream, why);
         if cfg.route == SamplingRoute::Refuse {
             return Err(refuse("sampling is disabled for this server (sampling.route = \"refuse\")".into()));
         }
@@ -156,8 +151,9 @@ impl Sampler {
         Ok(params)
     }
 
-    /// A `host` that takes sampling (the MCP host whose call this is) answers instead of the
-    /// route, within the same budgets; `route = "refuse"` still refuses.
+    /// Answers one sampling request of `upstream`'s server. A `host` that takes sampling (the
+    /// MCP host whose call this is) answers instead of the route, within the same budgets;
+    /// `route = "refuse"` still refuses.
     pub async fn sample(
         &self,
         upstream: &Upstream,
@@ -167,11 +163,7 @@ impl Sampler {
         let server = upstream.name.as_str();
         let policies = self.policies.load();
         let cfg = policies.servers.get(server).unwrap_or(&policies.default).clone();
-        let refuse = |why: String| {
-            tracing::info!(server = %server, reason = %why, "sampling request refused");
-            upstream.events.emit(server, EventKind::SamplingRefused, None, why.clone());
-            refused(format!("sampling request refused by mcpd: {why}"))
-        };
+        let refuse = |why: String| refusal(upstream, why);
         let params = self.admit(upstream, params)?;
         let _guard = {
             let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,6 +208,14 @@ impl Sampler {
             SamplingRoute::Refuse => Err(refuse("sampling is disabled".into())),
         }
     }
+}
+
+/// A refused sampling request: logged, announced as an event, and the error the server gets.
+fn refusal(upstream: &Upstream, why: String) -> ErrorData {
+    let server = upstream.name.as_str();
+    tracing::info!(server = %server, reason = %why, "sampling request refused");
+    upstream.events.emit(server, EventKind::SamplingRefused, None, why.clone());
+    refused(format!("sampling request refused by mcpd: {why}"))
 }
 
 /// `route = "llm:NAME"` names the provider; `route = "llm"` picks by the request's model

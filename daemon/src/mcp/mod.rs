@@ -17,8 +17,8 @@ use rmcp::{
         CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
         InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
         PaginatedRequestParams, ProgressNotificationParam, Prompt, ProtocolVersion, ReadResourceRequestParams,
-        ReadResourceResponse, ReadResourceResult, Reference, ResourceContents, ResultType, ServerCapabilities,
-        ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+        ReadResourceResponse, ReadResourceResult, Reference, ResourceContents, ResourceTemplate, ResultType,
+        ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
     },
     service::{NotificationContext, RequestContext, SubscriptionContext},
 };
@@ -483,20 +483,8 @@ impl ServerHandler for Front {
         let profile = self.profile()?;
         let d = self.shared.daemon.clone();
         let l = resource::list_resource_templates(&d.core.supervisor, "").await.map_err(request_failure)?;
-        let templates = tokio::task::spawn_blocking(move || {
-            let mut checker = resource::Checker::new(&d.core.registry, &d.core.supervisor);
-            l.items
-                .into_iter()
-                .filter(|(s, _)| profile.serves(s))
-                .filter_map(|(server, t)| {
-                    let checked = checker.check(&server, "resource-template", &t);
-                    // A changed or new template waits for approval like a tool: hidden.
-                    item_trusted(&d, &server, &checked.item).then(|| serde_json::from_value(checked.sanitized).ok())?
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| McpError::internal_error(format!("listing templates failed: {e}"), None))?;
+        let templates =
+            trusted_items(d, profile, l.items, "resource-template", |_, _, t: ResourceTemplate| Some(t)).await?;
         Ok(ListResourceTemplatesResult::with_all_items(templates)
             .with_ttl_ms(LIST_TTL_MS)
             .with_cache_scope(CacheScope::Private))
@@ -555,24 +543,11 @@ impl ServerHandler for Front {
         let profile = self.profile()?;
         let d = self.shared.daemon.clone();
         let l = resource::list_prompts(&d.core.supervisor, "").await.map_err(request_failure)?;
-        let prompts = tokio::task::spawn_blocking(move || {
-            let mut checker = resource::Checker::new(&d.core.registry, &d.core.supervisor);
-            l.items
-                .into_iter()
-                .filter(|(s, _)| profile.serves(s))
-                .filter_map(|(server, p)| {
-                    let checked = checker.check(&server, "prompt", &p);
-                    if !item_trusted(&d, &server, &checked.item) {
-                        return None;
-                    }
-                    let mut prompt: Prompt = serde_json::from_value(checked.sanitized).ok()?;
-                    prompt.name = view::exposed(profile.names, &server, &p.name);
-                    Some(prompt)
-                })
-                .collect::<Vec<_>>()
+        let prompts = trusted_items(d, profile, l.items, "prompt", |profile, server, mut p: Prompt| {
+            p.name = view::exposed(profile.names, server, &p.name);
+            Some(p)
         })
-        .await
-        .map_err(|e| McpError::internal_error(format!("listing prompts failed: {e}"), None))?;
+        .await?;
         Ok(ListPromptsResult::with_all_items(prompts).with_ttl_ms(LIST_TTL_MS).with_cache_scope(CacheScope::Private))
     }
 
@@ -758,6 +733,38 @@ impl ServerHandler for Front {
             }
         });
     }
+}
+
+/// The listed prompts or templates a profile serves, fingerprinted and scanned like tools:
+/// only the trusted ones (a changed or new one waits for approval, hidden), in their
+/// sanitised form, each passed through `shape` (which may rename it). CPU work, so it runs
+/// on the blocking pool.
+async fn trusted_items<T>(
+    d: Arc<Daemon>,
+    profile: ProfileConfig,
+    items: Vec<(String, T)>,
+    kind: &'static str,
+    shape: impl Fn(&ProfileConfig, &str, T) -> Option<T> + Send + 'static,
+) -> Result<Vec<T>, McpError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut checker = resource::Checker::new(&d.core.registry, &d.core.supervisor);
+        items
+            .into_iter()
+            .filter(|(s, _)| profile.serves(s))
+            .filter_map(|(server, item)| {
+                let checked = checker.check(&server, kind, &item);
+                if !item_trusted(&d, &server, &checked.item) {
+                    return None;
+                }
+                shape(&profile, &server, serde_json::from_value(checked.sanitized).ok()?)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| McpError::internal_error(format!("listing {kind}s failed: {e}"), None))
 }
 
 /// Whether a listed prompt or template is trusted now.
