@@ -643,95 +643,98 @@ impl ServerHandler for Front {
     }
 
     async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
-        // The 2026-07-28 notification stream: the same daemon events the session era's
-        // notifier turns into list_changed, filtered by what the host asked for.
+        // The 2026-07-28 notification stream; the sink drops what the host did not ask for.
         let mut events = self.daemon().events.subscribe();
-        let stopping = self.daemon().stopping.clone();
-        let profile = self.profile.clone();
         loop {
-            let ev = tokio::select! {
+            let changes = tokio::select! {
                 _ = ctx.cancelled() => return Ok(()),
-                _ = stopping.cancelled() => return Ok(()),
-                ev = events.recv() => ev,
+                c = next_changes(&mut events, &self.shared.daemon, &self.profile) => c,
             };
-            let ev = match ev {
-                Ok(ev) => ev,
-                // Fell behind: say everything may have changed.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = ctx.sink().notify_tool_list_changed().await;
-                    let _ = ctx.sink().notify_prompt_list_changed().await;
-                    let _ = ctx.sink().notify_resource_list_changed().await;
-                    continue;
+            let Some(changes) = changes else { return Ok(()) };
+            for change in changes {
+                let sink = ctx.sink();
+                let sent = match change {
+                    Change::Tools => sink.notify_tool_list_changed().await,
+                    Change::Prompts => sink.notify_prompt_list_changed().await,
+                    Change::Resources => sink.notify_resource_list_changed().await,
+                    Change::Updated(uri) => sink.notify_resource_updated(uri).await,
+                };
+                // A filtered-out notification is refused too; only a closed stream ends us.
+                if let Err(e) = sent
+                    && ctx.request_context().ct.is_cancelled()
+                {
+                    tracing::debug!(error = %e, "subscription stream closed");
+                    return Ok(());
                 }
-                Err(_) => return Ok(()),
-            };
-            if !profile_of(self.daemon(), &profile).is_some_and(|p| p.serves(&ev.server)) {
-                continue;
-            }
-            let sent = match ev.kind {
-                EventKind::ToolsChanged | EventKind::Quarantined | EventKind::TrustChanged => {
-                    ctx.sink().notify_tool_list_changed().await
-                }
-                EventKind::PromptsChanged => ctx.sink().notify_prompt_list_changed().await,
-                EventKind::ResourcesChanged => ctx.sink().notify_resource_list_changed().await,
-                EventKind::ResourceUpdated => ctx.sink().notify_resource_updated(ev.message.clone()).await,
-                _ => Ok(()),
-            };
-            // The sink refuses what the host did not ask for; a closed stream ends us.
-            if let Err(e) = sent
-                && ctx.request_context().ct.is_cancelled()
-            {
-                tracing::debug!(error = %e, "subscription stream closed");
-                return Ok(());
             }
         }
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
-        // The session era: list_changed and resource updates go out as plain notifications
-        // for as long as the session lives.
+        // The session era: the same changes go out as plain notifications for as long as
+        // the session lives.
         let peer = ctx.peer.clone();
         let daemon = self.shared.daemon.clone();
         let profile = self.profile.clone();
         tokio::spawn(async move {
             let mut events = daemon.events.subscribe();
-            loop {
-                let ev = tokio::select! {
-                    _ = daemon.stopping.cancelled() => return,
-                    ev = events.recv() => ev,
-                };
-                let ev = match ev {
-                    Ok(ev) => ev,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if peer.notify_tool_list_changed().await.is_err() {
-                            return;
+            while let Some(changes) = next_changes(&mut events, &daemon, &profile).await {
+                for change in changes {
+                    let sent = match change {
+                        Change::Tools => peer.notify_tool_list_changed().await,
+                        Change::Prompts => peer.notify_prompt_list_changed().await,
+                        Change::Resources => peer.notify_resource_list_changed().await,
+                        Change::Updated(uri) => {
+                            peer.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri)).await
                         }
-                        continue;
+                    };
+                    if sent.is_err() || peer.is_transport_closed() {
+                        return;
                     }
-                    Err(_) => return,
-                };
-                if !profile_of(&daemon, &profile).is_some_and(|p| p.serves(&ev.server)) {
-                    continue;
-                }
-                let sent = match ev.kind {
-                    EventKind::ToolsChanged | EventKind::Quarantined | EventKind::TrustChanged => {
-                        peer.notify_tool_list_changed().await
-                    }
-                    EventKind::PromptsChanged => peer.notify_prompt_list_changed().await,
-                    EventKind::ResourcesChanged => peer.notify_resource_list_changed().await,
-                    EventKind::ResourceUpdated => {
-                        peer.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(
-                            ev.message.clone(),
-                        ))
-                        .await
-                    }
-                    _ => Ok(()),
-                };
-                if sent.is_err() || peer.is_transport_closed() {
-                    return;
                 }
             }
         });
+    }
+}
+
+/// A change a host is told about.
+enum Change {
+    Tools,
+    Prompts,
+    Resources,
+    Updated(String),
+}
+
+/// The next changes the daemon's events mean for a host of `profile` (both eras' notifiers
+/// share it); `None` when the daemon stops or the bus closes. A notifier that fell behind
+/// is told every list may have changed.
+async fn next_changes(
+    events: &mut tokio::sync::broadcast::Receiver<crate::event::Event>,
+    daemon: &Daemon,
+    profile: &str,
+) -> Option<Vec<Change>> {
+    loop {
+        let ev = tokio::select! {
+            _ = daemon.stopping.cancelled() => return None,
+            ev = events.recv() => ev,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                return Some(vec![Change::Tools, Change::Prompts, Change::Resources]);
+            }
+            Err(_) => return None,
+        };
+        let change = match ev.kind {
+            EventKind::ToolsChanged | EventKind::Quarantined | EventKind::TrustChanged => Change::Tools,
+            EventKind::PromptsChanged => Change::Prompts,
+            EventKind::ResourcesChanged => Change::Resources,
+            EventKind::ResourceUpdated => Change::Updated(ev.message),
+            _ => continue,
+        };
+        if profile_of(daemon, profile).is_some_and(|p| p.serves(&ev.server)) {
+            return Some(vec![change]);
+        }
     }
 }
 
