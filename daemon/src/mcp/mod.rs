@@ -260,6 +260,9 @@ impl Front {
             Some(chosen.and_then(|v| serde_json::from_value(v).ok()).unwrap_or(LoggingLevel::Debug))
         };
         let Some(wanted) = wanted else { return };
+        // A server's log text is its own: the config's secrets never leave in it.
+        let mut line = line;
+        crate::known::scrub_json(&mut line);
         let Ok(p) = serde_json::from_value::<LoggingMessageNotificationParam>(line) else { return };
         if (p.level as u8) >= (wanted as u8) {
             let _ = ctx.peer.notify_logging_message(p).await;
