@@ -36,6 +36,11 @@ else
     cargo test --workspace --no-fail-fast
 fi
 
+# The retrieval benchmark's bounded form: it checks the dataset loads and prints the figures;
+# the full run (10,000 tools, release build) is in tests/bench/README.md.
+section "tool search benchmark, bounded (target/debug/mcpd-search-bench --scale 1000)"
+target/debug/mcpd-search-bench --scale 1000 --searches 200
+
 if [ -f tests/conformance.sh ]; then
     section "conformance (tests/conformance.sh)"
     bash tests/conformance.sh

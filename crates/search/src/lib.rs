@@ -1,0 +1,306 @@
+//! Ranked tool search: a fielded BM25 (BM25F) index over tool names, titles, descriptions,
+//! parameters and server names, updated one server at a time as lists change.
+//!
+//! The crate knows nothing of MCP or of trust: callers hand it [`ToolDoc`]s and a filter that
+//! hides what a caller may not see (quarantined, denied, app-only), so visibility is decided in
+//! one place, by the daemon, at query time, and a verdict change needs no re-index.
+
+mod text;
+
+use std::collections::HashMap;
+
+pub use text::{Analyzer, SYNONYM_WEIGHT, split_words};
+
+/// The fields a tool is indexed under, in [`Field::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Name,
+    Title,
+    Description,
+    Params,
+    Server,
+}
+
+impl Field {
+    pub const ALL: [Field; 5] = [Field::Name, Field::Title, Field::Description, Field::Params, Field::Server];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Title => "title",
+            Field::Description => "description",
+            Field::Params => "params",
+            Field::Server => "server",
+        }
+    }
+}
+
+const FIELDS: usize = 5;
+
+/// How much a match in each field counts, and how strongly each field's length is normalised.
+/// A tool's name says what it does in a few words, so a match there outweighs one in prose.
+const WEIGHT: [f32; FIELDS] = [3.0, 2.0, 1.0, 0.6, 1.2];
+const B: [f32; FIELDS] = [0.3, 0.3, 0.75, 0.75, 0.0];
+const K1: f32 = 1.2;
+
+/// What is indexed of one tool.
+#[derive(Debug, Clone, Default)]
+pub struct ToolDoc {
+    pub server: String,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// Parameter names with their descriptions.
+    pub params: Vec<(String, String)>,
+}
+
+/// One ranked result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub server: String,
+    pub name: String,
+    pub score: f32,
+    /// The fields a query word (or a thesaurus relative) matched, in [`Field::ALL`] order.
+    pub matched: Vec<Field>,
+}
+
+struct Entry {
+    server: String,
+    name: String,
+    lens: [u32; FIELDS],
+    terms: Vec<String>,
+}
+
+/// The index. Not internally synchronised: the daemon swaps or locks it.
+pub struct Index {
+    analyzer: Analyzer,
+    plain: bool,
+    docs: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    by_server: HashMap<String, Vec<u32>>,
+    postings: HashMap<String, HashMap<u32, [u16; FIELDS]>>,
+    total_len: [u64; FIELDS],
+    live: u32,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Index {
+    /// mcpd's ranker: fielded, stemmed, case-split, with the thesaurus.
+    pub fn new() -> Self {
+        Self::with(Analyzer::new(), false)
+    }
+
+    /// Plain BM25 over one field holding all of a tool's text, as the baseline the retrieval
+    /// benchmark compares against.
+    pub fn plain_bm25() -> Self {
+        Self::with(Analyzer::plain(), true)
+    }
+
+    fn with(analyzer: Analyzer, plain: bool) -> Self {
+        Index {
+            analyzer,
+            plain,
+            docs: Vec::new(),
+            free: Vec::new(),
+            by_server: HashMap::new(),
+            postings: HashMap::new(),
+            total_len: [0; FIELDS],
+            live: 0,
+        }
+    }
+
+    /// How many tools are indexed.
+    pub fn len(&self) -> usize {
+        self.live as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Replaces everything indexed for `server` with `tools` (an empty list removes the server).
+    /// Only that server's postings are touched, so the cost follows the size of the change.
+    pub fn replace_server(&mut self, server: &str, tools: impl IntoIterator<Item = ToolDoc>) {
+        for id in self.by_server.remove(server).unwrap_or_default() {
+            self.remove_doc(id);
+        }
+        let ids: Vec<u32> = tools.into_iter().map(|t| self.add_doc(t)).collect();
+        if !ids.is_empty() {
+            self.by_server.insert(server.to_owned(), ids);
+        }
+    }
+
+    fn field_texts(&self, t: &ToolDoc) -> [Vec<String>; FIELDS] {
+        let a = &self.analyzer;
+        let params: String = t.params.iter().map(|(n, d)| format!("{n} {d} ")).collect();
+        if self.plain {
+            let all = format!("{} {} {} {} {}", t.name, t.title, t.description, params, t.server);
+            return [Vec::new(), Vec::new(), a.terms(&all), Vec::new(), Vec::new()];
+        }
+        [a.terms(&t.name), a.terms(&t.title), a.terms(&t.description), a.terms(&params), a.terms(&t.server)]
+    }
+
+    fn add_doc(&mut self, t: ToolDoc) -> u32 {
+        let fields = self.field_texts(&t);
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.docs.push(None);
+                (self.docs.len() - 1) as u32
+            }
+        };
+        let mut lens = [0u32; FIELDS];
+        let mut terms: Vec<String> = Vec::new();
+        for (f, words) in fields.iter().enumerate() {
+            lens[f] = words.len() as u32;
+            self.total_len[f] += words.len() as u64;
+            for w in words {
+                let tf = self.postings.entry(w.clone()).or_default().entry(id).or_insert([0; FIELDS]);
+                tf[f] = tf[f].saturating_add(1);
+                if !terms.contains(w) {
+                    terms.push(w.clone());
+                }
+            }
+        }
+        self.docs[id as usize] = Some(Entry { server: t.server, name: t.name, lens, terms });
+        self.live += 1;
+        id
+    }
+
+    fn remove_doc(&mut self, id: u32) {
+        let Some(entry) = self.docs.get_mut(id as usize).and_then(Option::take) else { return };
+        for (f, l) in entry.lens.iter().enumerate() {
+            self.total_len[f] -= u64::from(*l);
+        }
+        for t in &entry.terms {
+            if let Some(p) = self.postings.get_mut(t) {
+                p.remove(&id);
+                if p.is_empty() {
+                    self.postings.remove(t);
+                }
+            }
+        }
+        self.free.push(id);
+        self.live -= 1;
+    }
+
+    /// The `k` best tools for `query` among those `visible` admits, best first. Ties are broken by
+    /// name so that results are stable.
+    ///
+    /// A task of several steps ("find X and then save it to Y") is also searched step by step:
+    /// the whole query's best hit leads, then the steps' best hits take turns, so that one step's
+    /// many good matches cannot crowd out the tool another step needs.
+    pub fn search(&self, query: &str, k: usize, visible: &dyn Fn(&str, &str) -> bool) -> Vec<Hit> {
+        let steps = if self.plain { Vec::new() } else { steps(&self.analyzer, query) };
+        if steps.len() < 2 {
+            return self.search_one(query, k, visible);
+        }
+        let mut lists: Vec<std::vec::IntoIter<Hit>> = std::iter::once(query)
+            .chain(steps.iter().copied())
+            .map(|q| self.search_one(q, k, visible).into_iter())
+            .collect();
+        let mut out: Vec<Hit> = Vec::with_capacity(k);
+        while out.len() < k {
+            let mut any = false;
+            for list in &mut lists {
+                for hit in list.by_ref() {
+                    any = true;
+                    if !out.iter().any(|h| h.server == hit.server && h.name == hit.name) {
+                        out.push(hit);
+                        break;
+                    }
+                }
+                if out.len() == k {
+                    break;
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        out
+    }
+
+    fn search_one(&self, query: &str, k: usize, visible: &dyn Fn(&str, &str) -> bool) -> Vec<Hit> {
+        if k == 0 || self.live == 0 {
+            return Vec::new();
+        }
+        let n = self.live as f32;
+        let avg: [f32; FIELDS] = std::array::from_fn(|f| (self.total_len[f] as f32 / n).max(1.0));
+        let mut acc: HashMap<u32, (f32, u8)> = HashMap::new();
+        for (term, qw) in self.analyzer.query(query) {
+            let Some(post) = self.postings.get(&term) else { continue };
+            let df = post.len() as f32;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            for (&id, tf) in post {
+                let Some(Some(e)) = self.docs.get(id as usize) else { continue };
+                let mut w = 0.0;
+                let mut mask = 0u8;
+                for f in 0..FIELDS {
+                    if tf[f] == 0 {
+                        continue;
+                    }
+                    let norm = 1.0 - B[f] + B[f] * e.lens[f] as f32 / avg[f];
+                    let weight = if self.plain { 1.0 } else { WEIGHT[f] };
+                    w += weight * f32::from(tf[f]) / norm;
+                    mask |= 1 << f;
+                }
+                let slot = acc.entry(id).or_insert((0.0, 0));
+                slot.0 += qw * idf * w / (K1 + w);
+                slot.1 |= mask;
+            }
+        }
+        let mut hits: Vec<(u32, f32, u8)> = acc.into_iter().map(|(id, (s, m))| (id, s, m)).collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| self.key(a.0).cmp(&self.key(b.0))));
+        let mut out = Vec::with_capacity(k);
+        for (id, score, mask) in hits {
+            let Some(Some(e)) = self.docs.get(id as usize) else { continue };
+            if !visible(&e.server, &e.name) {
+                continue;
+            }
+            let matched =
+                Field::ALL.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, f)| *f).collect();
+            out.push(Hit { server: e.server.clone(), name: e.name.clone(), score, matched });
+            if out.len() == k {
+                break;
+            }
+        }
+        out
+    }
+
+    fn key(&self, id: u32) -> (&str, &str) {
+        match self.docs.get(id as usize) {
+            Some(Some(e)) => (e.server.as_str(), e.name.as_str()),
+            _ => ("", ""),
+        }
+    }
+}
+
+/// The steps of a task, split where its words say one thing follows another. A plain "and"
+/// splits too, but only between clauses that each have two words of meaning, so "17 and 25"
+/// stays whole.
+fn steps<'q>(analyzer: &Analyzer, query: &'q str) -> Vec<&'q str> {
+    let mut parts = vec![query];
+    for sep in [" and then ", ", then ", " then ", "; ", " and "] {
+        parts = parts
+            .into_iter()
+            .flat_map(|p| {
+                let pieces: Vec<&str> = p.split(sep).collect();
+                let long = pieces
+                    .iter()
+                    .all(|x| analyzer.terms(x).iter().filter(|t| t.chars().all(char::is_alphabetic)).count() >= 2);
+                if sep == " and " && !long { vec![p] } else { pieces }
+            })
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests;
