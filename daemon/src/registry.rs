@@ -148,6 +148,10 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct Registry {
     current: ArcSwap<Snapshot>,
+    /// Tool search over every published tool, re-indexed one server at a time under `write`.
+    /// Visibility (trust, app-only) is decided at query time, so a verdict change needs no
+    /// re-index.
+    search: std::sync::RwLock<mcpd_search::Index>,
     /// Serialises writers so two servers publishing at once cannot lose an update.
     write: std::sync::Mutex<()>,
 }
@@ -162,9 +166,16 @@ impl Registry {
     /// Replaces one server's tools.
     pub fn publish(&self, server: &str, tools: ServerTools) {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let docs: Vec<mcpd_search::ToolDoc> = tools.tools.values().map(|t| search_doc(t)).collect();
         let mut servers = self.current.load().servers.clone();
         servers.insert(server.to_owned(), Arc::new(tools));
         self.current.store(Arc::new(Snapshot { servers }));
+        self.search.write().unwrap_or_else(|p| p.into_inner()).replace_server(server, docs);
+    }
+
+    /// The `k` best tools for `query` that `visible` admits, best first.
+    pub fn search(&self, query: &str, k: usize, visible: &dyn Fn(&str, &str) -> bool) -> Vec<mcpd_search::Hit> {
+        self.search.read().unwrap_or_else(|p| p.into_inner()).search(query, k, visible)
     }
 
     /// Marks a server's tools stale (disconnected) without forgetting them.
@@ -188,6 +199,30 @@ impl Registry {
         if servers.remove(server).is_some() {
             self.current.store(Arc::new(Snapshot { servers }));
         }
+        self.search.write().unwrap_or_else(|p| p.into_inner()).replace_server(server, []);
+    }
+}
+
+/// What search indexes of a tool: its sanitised (display) text, never the raw definition, so
+/// invisible characters a scanner removed cannot steer ranking.
+fn search_doc(t: &ToolEntry) -> mcpd_search::ToolDoc {
+    let params = t
+        .display
+        .input_schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|p| {
+            p.iter()
+                .map(|(n, d)| (n.clone(), d.get("description").and_then(|v| v.as_str()).unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    mcpd_search::ToolDoc {
+        server: t.server.clone(),
+        name: t.tool.name.to_string(),
+        title: t.display.title.clone().unwrap_or_default(),
+        description: t.display.description.as_deref().unwrap_or_default().to_owned(),
+        params,
     }
 }
 

@@ -197,6 +197,18 @@ impl Client {
         Ok(self.inner.list_tools(req).await?.into_inner().tools)
     }
 
+    /// The `k` tools (0 = 10) that best fit a task in words, best first, of `servers` only when
+    /// that is not empty.
+    pub async fn search_tools(
+        &mut self,
+        query: &str,
+        k: u32,
+        servers: &[String],
+    ) -> Result<Vec<proto::ToolHit>, ClientError> {
+        let req = self.request(proto::SearchToolsRequest { query: query.to_owned(), k, servers: servers.to_vec() });
+        Ok(self.inner.search_tools(req).await?.into_inner().hits)
+    }
+
     /// Calls `server.tool` with JSON `arguments` and waits for the result.
     pub async fn call_tool(
         &mut self,

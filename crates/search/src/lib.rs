@@ -83,6 +83,12 @@ pub struct Index {
     live: u32,
 }
 
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("tools", &self.live).field("terms", &self.postings.len()).finish()
+    }
+}
+
 impl Default for Index {
     fn default() -> Self {
         Self::new()

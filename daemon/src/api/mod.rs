@@ -297,29 +297,51 @@ impl Mcpd for Api {
             .iter()
             .filter(|(_, t)| filter.is_empty() || t.server == filter)
             .map(|(st, t)| (st, t, d.core.verdict(t)))
-            .map(|(st, t, verdict)| pb::Tool {
-                qualified_name: t.qualified_name(),
-                server: t.server.clone(),
-                name: t.tool.name.to_string(),
-                title: t.display.title.clone().unwrap_or_default(),
-                description: t.display.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema_json: json_text(&t.display.input_schema),
-                output_schema_json: t.display.output_schema.as_ref().map(json_text).unwrap_or_default(),
-                annotations_json: t.display.annotations.as_ref().map(json_text).unwrap_or_default(),
-                meta_json: t.display.meta.as_ref().map(json_text).unwrap_or_default(),
-                stale: st.stale,
-                ui_resource_uri: t.ui_resource_uri().unwrap_or_default().to_owned(),
-                visibility: t.visibility(),
-                fingerprint: t.fingerprint.clone(),
-                quarantined: !verdict.is_trusted(),
-                quarantine_reason: match verdict {
-                    Verdict::Trusted => String::new(),
-                    Verdict::Quarantined(why) => why,
-                },
-                findings: t.findings.clone(),
-            })
+            .map(|(st, t, verdict)| tool_pb(st, t, verdict))
             .collect();
         Ok(Response::new(pb::ListToolsResponse { tools }))
+    }
+
+    async fn search_tools(
+        &self,
+        req: Request<pb::SearchToolsRequest>,
+    ) -> Result<Response<pb::SearchToolsResponse>, Status> {
+        let r = req.into_inner();
+        let d = &self.daemon;
+        if let Some(unknown) = r.servers.iter().find(|s| !d.core.knows_server(s)) {
+            return Err(status::no_such_server(unknown));
+        }
+        if r.query.trim().is_empty() {
+            return Err(Status::invalid_argument("query is empty: say what the tool should do"));
+        }
+        let k = match r.k {
+            0 => 10,
+            k => k.min(100) as usize,
+        };
+        let snap = d.core.registry.snapshot();
+        // Only what a model may call: trusted now, not app-only, and of the asked servers.
+        let visible = |server: &str, name: &str| {
+            (r.servers.is_empty() || r.servers.iter().any(|s| s == server))
+                && snap
+                    .servers
+                    .get(server)
+                    .and_then(|st| st.tools.get(name))
+                    .is_some_and(|t| !t.app_only() && d.core.verdict(t).is_trusted())
+        };
+        let hits = d.core.registry.search(&r.query, k, &visible);
+        let hits = hits
+            .into_iter()
+            .filter_map(|h| {
+                let st = snap.servers.get(&h.server)?;
+                let t = st.tools.get(&h.name)?;
+                Some(pb::ToolHit {
+                    tool: Some(tool_pb(st, t, d.core.verdict(t))),
+                    score: f64::from(h.score),
+                    matched_fields: h.matched.iter().map(|f| f.as_str().to_owned()).collect(),
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::SearchToolsResponse { hits }))
     }
 
     async fn call_tool(&self, req: Request<pb::CallToolRequest>) -> Result<Response<pb::CallToolResponse>, Status> {
@@ -912,5 +934,30 @@ impl Mcpd for Api {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+}
+
+/// A registry entry as the API shows it; `verdict` is the tool's trust verdict now.
+fn tool_pb(st: &crate::registry::ServerTools, t: &crate::registry::ToolEntry, verdict: Verdict) -> pb::Tool {
+    pb::Tool {
+        qualified_name: t.qualified_name(),
+        server: t.server.clone(),
+        name: t.tool.name.to_string(),
+        title: t.display.title.clone().unwrap_or_default(),
+        description: t.display.description.as_deref().unwrap_or_default().to_owned(),
+        input_schema_json: json_text(&t.display.input_schema),
+        output_schema_json: t.display.output_schema.as_ref().map(json_text).unwrap_or_default(),
+        annotations_json: t.display.annotations.as_ref().map(json_text).unwrap_or_default(),
+        meta_json: t.display.meta.as_ref().map(json_text).unwrap_or_default(),
+        stale: st.stale,
+        ui_resource_uri: t.ui_resource_uri().unwrap_or_default().to_owned(),
+        visibility: t.visibility(),
+        fingerprint: t.fingerprint.clone(),
+        quarantined: !verdict.is_trusted(),
+        quarantine_reason: match verdict {
+            Verdict::Trusted => String::new(),
+            Verdict::Quarantined(why) => why,
+        },
+        findings: t.findings.clone(),
     }
 }

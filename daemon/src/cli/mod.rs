@@ -54,11 +54,18 @@ enum Command {
         #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "60", conflicts_with = "watch")]
         settle: Option<f64>,
     },
-    /// List tools (of one server, or all).
+    /// List tools (of one server, or all), or search them: `mcpd tools --search "post to chat"`.
     Tools {
         server: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Rank tools against a task in words instead of listing them (quarantined and
+        /// app-only tools are left out).
+        #[arg(long, value_name = "QUERY")]
+        search: Option<String>,
+        /// How many search results.
+        #[arg(short = 'k', long = "top", default_value_t = 10, requires = "search")]
+        k: u32,
     },
     /// Call a tool: `mcpd call server.tool '{"arg": 1}'`.
     Call {
@@ -622,7 +629,16 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 print!("{}", render::prompt_text(&r));
             }
         }
-        Command::Tools { server, json } => {
+        Command::Tools { server, json, search: Some(query), k } => {
+            let servers: Vec<String> = server.into_iter().collect();
+            let hits = client.search_tools(&query, k, &servers).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::hits_json(&hits))?);
+            } else {
+                print!("{}", render::hits_table(&hits));
+            }
+        }
+        Command::Tools { server, json, search: None, .. } => {
             let tools = client.list_tools(server.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&render::tools_json(&tools))?);

@@ -195,6 +195,49 @@ pub(crate) fn tools_json(tools: &[pb::Tool]) -> Value {
     )
 }
 
+/// Search results: rank, score, the tool and the fields that matched, then its description.
+pub(crate) fn hits_table(hits: &[pb::ToolHit]) -> String {
+    let mut rows = vec![vec![
+        "#".to_string(),
+        "SCORE".to_string(),
+        "TOOL".to_string(),
+        "MATCHED".to_string(),
+        "DESCRIPTION".to_string(),
+    ]];
+    for (i, h) in hits.iter().enumerate() {
+        let Some(t) = &h.tool else { continue };
+        let mut desc = safe(t.description.lines().next().unwrap_or(""));
+        if desc.chars().count() > 80 {
+            desc = desc.chars().take(77).collect::<String>() + "...";
+        }
+        rows.push(vec![
+            (i + 1).to_string(),
+            format!("{:.2}", h.score),
+            t.qualified_name.clone(),
+            h.matched_fields.join(","),
+            desc,
+        ]);
+    }
+    if hits.is_empty() {
+        return "no tool matches\n".to_owned();
+    }
+    table(rows)
+}
+
+pub(crate) fn hits_json(hits: &[pb::ToolHit]) -> Value {
+    Value::Array(
+        hits.iter()
+            .filter_map(|h| {
+                let tool = h.tool.as_ref()?;
+                let mut v = tools_json(std::slice::from_ref(tool)).as_array()?.first()?.clone();
+                v["score"] = json!(h.score);
+                v["matched"] = json!(h.matched_fields);
+                Some(v)
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn call_json(r: &pb::CallToolResponse) -> Value {
     json!({
         "isError": r.is_error,

@@ -15,5 +15,6 @@ mod pipelines;
 mod reload;
 mod requests;
 mod resources;
+mod search;
 mod secrets;
 mod systemd;
