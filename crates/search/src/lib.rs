@@ -238,7 +238,11 @@ impl Index {
         }
         let n = self.live as f32;
         let avg: [f32; FIELDS] = std::array::from_fn(|f| (self.total_len[f] as f32 / n).max(1.0));
-        let mut acc: HashMap<u32, (f32, u8)> = HashMap::new();
+        // Dense accumulators indexed by document id: cheaper than a map at every registry size
+        // mcpd sees, and `touched` keeps the later passes to the documents that matched.
+        let mut score = vec![0f32; self.docs.len()];
+        let mut mask = vec![0u8; self.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for (term, qw) in self.analyzer.query(query) {
             let Some(post) = self.postings.get(&term) else { continue };
             let df = post.len() as f32;
@@ -246,7 +250,7 @@ impl Index {
             for (&id, tf) in post {
                 let Some(Some(e)) = self.docs.get(id as usize) else { continue };
                 let mut w = 0.0;
-                let mut mask = 0u8;
+                let mut m = 0u8;
                 for f in 0..FIELDS {
                     if tf[f] == 0 {
                         continue;
@@ -254,29 +258,48 @@ impl Index {
                     let norm = 1.0 - B[f] + B[f] * e.lens[f] as f32 / avg[f];
                     let weight = if self.plain { 1.0 } else { WEIGHT[f] };
                     w += weight * f32::from(tf[f]) / norm;
-                    mask |= 1 << f;
+                    m |= 1 << f;
                 }
-                let slot = acc.entry(id).or_insert((0.0, 0));
-                slot.0 += qw * idf * w / (K1 + w);
-                slot.1 |= mask;
+                let i = id as usize;
+                if mask[i] == 0 {
+                    touched.push(id);
+                }
+                score[i] += qw * idf * w / (K1 + w);
+                mask[i] |= m;
             }
         }
-        let mut hits: Vec<(u32, f32, u8)> = acc.into_iter().map(|(id, (s, m))| (id, s, m)).collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| self.key(a.0).cmp(&self.key(b.0))));
-        let mut out = Vec::with_capacity(k);
-        for (id, score, mask) in hits {
-            let Some(Some(e)) = self.docs.get(id as usize) else { continue };
-            if !visible(&e.server, &e.name) {
-                continue;
+        let order = |a: &u32, b: &u32| {
+            score[*b as usize].total_cmp(&score[*a as usize]).then_with(|| self.key(*a).cmp(&self.key(*b)))
+        };
+        // Only the best few are sorted; the window widens when the filter hides too many.
+        let mut want = (k * 4).max(32);
+        loop {
+            let whole = want >= touched.len();
+            if whole {
+                touched.sort_unstable_by(order);
+            } else {
+                touched.select_nth_unstable_by(want, order);
+                touched[..want].sort_unstable_by(order);
             }
-            let matched =
-                Field::ALL.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, f)| *f).collect();
-            out.push(Hit { server: e.server.clone(), name: e.name.clone(), score, matched });
-            if out.len() == k {
-                break;
+            let mut out = Vec::with_capacity(k);
+            for &id in touched.iter().take(want) {
+                let Some(Some(e)) = self.docs.get(id as usize) else { continue };
+                if !visible(&e.server, &e.name) {
+                    continue;
+                }
+                let m = mask[id as usize];
+                let matched =
+                    Field::ALL.iter().enumerate().filter(|(i, _)| m & (1 << i) != 0).map(|(_, f)| *f).collect();
+                out.push(Hit { server: e.server.clone(), name: e.name.clone(), score: score[id as usize], matched });
+                if out.len() == k {
+                    return out;
+                }
             }
+            if whole {
+                return out;
+            }
+            want = want.saturating_mul(4);
         }
-        out
     }
 
     fn key(&self, id: u32) -> (&str, &str) {

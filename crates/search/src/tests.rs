@@ -89,3 +89,17 @@ fn a_task_of_two_steps_finds_both_tools() {
     let hits = ix.search("search for the report files and then send an email to Bob", 3, ALL);
     assert!(hits.iter().any(|h| h.name == "send_mail"), "{hits:?}");
 }
+
+#[test]
+fn the_window_widens_when_the_filter_hides_the_best() {
+    let mut ix = Index::new();
+    // The hidden tools mention the query twice, so they outrank every visible one.
+    let hidden = (0..100).map(|i| doc("h", &format!("web_{i}"), "search the web, search the web"));
+    ix.replace_server("h", hidden);
+    ix.replace_server("v", (0..10).map(|i| doc("v", &format!("web_{i}"), "search the web")));
+    let hits = ix.search("search", 5, &|s, _| s == "v");
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h.server == "v"));
+    let names: Vec<&str> = hits.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["web_0", "web_1", "web_2", "web_3", "web_4"], "ties broken by name");
+}
