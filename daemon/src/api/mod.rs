@@ -319,14 +319,13 @@ impl Mcpd for Api {
             k => k.min(100) as usize,
         };
         let snap = d.core.registry.snapshot();
-        // Only what a model may call: trusted now, not app-only, and of the asked servers.
+        // Only what a model may call (the agents' rule), of the asked servers.
         let visible = |server: &str, name: &str| {
             (r.servers.is_empty() || r.servers.iter().any(|s| s == server))
                 && snap
                     .servers
                     .get(server)
-                    .and_then(|st| st.tools.get(name))
-                    .is_some_and(|t| !t.app_only() && d.core.verdict(t).is_trusted())
+                    .is_some_and(|st| st.tools.get(name).is_some_and(|t| d.core.model_may_call(st, t)))
         };
         let hits = d.core.registry.search(&r.query, k, &visible);
         let hits = hits

@@ -120,6 +120,12 @@ struct CallEnv<'a> {
 // === impl CallCore ===
 
 impl CallCore {
+    /// What a model may be offered: connected, trusted now, and not only for an app's UI.
+    /// Agents' tool lists and tool search share this one rule.
+    pub fn model_may_call(&self, st: &crate::registry::ServerTools, t: &ToolEntry) -> bool {
+        !st.stale && !t.app_only() && self.verdict(t).is_trusted()
+    }
+
     /// Runs one call and records it (audit and metrics).
     pub async fn call(
         &self,
@@ -318,10 +324,7 @@ pub trait ToolRunner: Send + Sync {
 impl ToolRunner for CallCore {
     fn model_tools(&self) -> Vec<Arc<ToolEntry>> {
         let snap = self.registry.snapshot();
-        snap.iter()
-            .filter(|(st, t)| !st.stale && !t.app_only() && self.verdict(t).is_trusted())
-            .map(|(_, t)| t.clone())
-            .collect()
+        snap.iter().filter(|(st, t)| self.model_may_call(st, t)).map(|(_, t)| t.clone()).collect()
     }
 
     fn run<'a>(
