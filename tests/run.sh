@@ -38,8 +38,10 @@ fi
 
 # The retrieval benchmark's bounded form: it checks the dataset loads and prints the figures;
 # the full run (10,000 tools, release build) is in tests/bench/README.md.
-section "tool search benchmark, bounded (target/debug/mcpd-search-bench --scale 1000)"
-target/debug/mcpd-search-bench --scale 1000 --searches 200
+section "tool search benchmark, bounded (target/debug/mcpd-search-bench --scale 1000 --model M)"
+# With the semantic ranker's model from the pinned PyPI package, so its row is printed too.
+search_model=$(ls -d "$MCPD_PEERS"/venv/lib/python3*/site-packages/static_model/model | head -n 1)
+target/debug/mcpd-search-bench --scale 1000 --searches 200 --model "$search_model"
 
 if [ -f tests/conformance.sh ]; then
     section "conformance (tests/conformance.sh)"

@@ -9,6 +9,7 @@
 //! went away).
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::Duration,
 };
 
@@ -19,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     call::{Caller, ToolRunner},
     config::glob_match,
+    discovery::{self, Meta},
     llm::{ChatRequest, ChatResponse, Message, Part, Provider, Role, ToolChoice, ToolSpec},
+    registry::ToolEntry,
 };
 
 /// Hard caps whatever the caller asks, so one run cannot monopolise a provider.
@@ -51,6 +54,19 @@ pub struct AgentSpec {
     /// Input + output tokens over the whole run (0 = no limit).
     pub max_tokens: u64,
     pub deadline: Option<Duration>,
+    pub discovery: Discovery,
+}
+
+/// How a run offers its tools to the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Discovery {
+    /// Every tool while they are at most the provider's `max_tools`, else [`Discovery::Search`].
+    #[default]
+    Auto,
+    /// Every tool, however many.
+    Full,
+    /// Only the meta-tools of [`crate::discovery`]: the model searches the run's tools.
+    Search,
 }
 
 /// One step of a run, streamed to the caller.
@@ -146,10 +162,9 @@ pub fn pick_provider(providers: &BTreeMap<String, Provider>, name: &str) -> Resu
 }
 
 /// The tools a run may use: the runner's model tools (trusted, model-visible, not stale),
-/// selected by server and glob.
-fn select_tools(runner: &dyn ToolRunner, spec: &AgentSpec) -> (Vec<ToolSpec>, Aliases) {
-    let mut names = Vec::new();
-    let mut specs = Vec::new();
+/// selected by server and glob, by qualified name.
+fn select_tools(runner: &dyn ToolRunner, spec: &AgentSpec) -> BTreeMap<String, Arc<ToolEntry>> {
+    let mut out = BTreeMap::new();
     for t in runner.model_tools() {
         let q = t.qualified_name();
         if !spec.servers.is_empty() && !spec.servers.iter().any(|s| *s == t.server) {
@@ -158,12 +173,16 @@ fn select_tools(runner: &dyn ToolRunner, spec: &AgentSpec) -> (Vec<ToolSpec>, Al
         if !spec.tools.is_empty() && !spec.tools.iter().any(|g| glob_match(g, &q)) {
             continue;
         }
-        names.push(q);
-        specs.push(t);
+        out.insert(q, t);
     }
-    let aliases = Aliases::new(names.iter().map(String::as_str));
-    let tools = specs
-        .iter()
+    out
+}
+
+/// The run's tools as the model is offered them, each under an LLM-safe alias.
+fn full_specs(offered: &BTreeMap<String, Arc<ToolEntry>>) -> (Vec<ToolSpec>, Aliases) {
+    let aliases = Aliases::new(offered.keys().map(String::as_str));
+    let tools = offered
+        .values()
         .filter_map(|t| {
             let alias = aliases.alias(&t.qualified_name())?.to_owned();
             Some(ToolSpec {
@@ -193,7 +212,13 @@ pub async fn run(
     let max_iterations = clamp(spec.max_iterations, DEFAULT_ITERATIONS, MAX_ITERATIONS);
     let max_tool_calls = clamp(spec.max_tool_calls, DEFAULT_TOOL_CALLS, MAX_TOOL_CALLS);
     let deadline = tokio::time::Instant::now() + spec.deadline.unwrap_or(DEFAULT_DEADLINE);
-    let (tools, aliases) = select_tools(runner, &spec);
+    let offered = select_tools(runner, &spec);
+    let search = match spec.discovery {
+        Discovery::Full => false,
+        Discovery::Search => true,
+        Discovery::Auto => offered.len() > provider.max_tools(),
+    };
+    let (tools, aliases) = if search { (meta_specs(), Aliases::default()) } else { full_specs(&offered) };
     let emit = |e: AgentEvent| {
         let events = events.clone();
         async move {
@@ -261,7 +286,28 @@ pub async fn run(
         let mut results = Vec::new();
         let mut runs = Vec::new();
         for (id, alias, input) in uses {
-            let tool = aliases.name(&alias).unwrap_or(&alias).to_owned();
+            let step = if search {
+                meta_step(runner, &offered, &alias, &input)
+            } else {
+                match aliases.name(&alias) {
+                    Some(tool) => Step::Run { tool: tool.to_owned(), input },
+                    None => Step::Answer {
+                        tool: alias.clone(),
+                        input,
+                        is_error: true,
+                        text: "no such tool; use one of the tools offered".to_owned(),
+                    },
+                }
+            };
+            let (tool, input) = match step {
+                Step::Answer { tool, input, is_error, text } => {
+                    emit(AgentEvent::ToolCall { iteration, id: id.clone(), tool: tool.clone(), arguments: input })
+                        .await;
+                    results.push((id, tool, is_error, text));
+                    continue;
+                }
+                Step::Run { tool, input } => (tool, input),
+            };
             emit(AgentEvent::ToolCall { iteration, id: id.clone(), tool: tool.clone(), arguments: input.clone() })
                 .await;
             if calls_used >= max_tool_calls {
@@ -269,11 +315,7 @@ pub async fn run(
                 continue;
             }
             calls_used += 1;
-            let known = aliases.name(&alias).is_some();
             runs.push(async move {
-                if !known {
-                    return (id, tool, true, "no such tool; use one of the tools offered".to_owned());
-                }
                 let args = if input.is_null() { "{}".to_owned() } else { input.to_string() };
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let timeout = remaining.max(Duration::from_millis(1));
@@ -312,6 +354,69 @@ pub async fn run(
     }
     // Unreachable in practice: the last iteration always returns above.
     Ok(String::new())
+}
+
+/// What one tool use of the model comes to.
+enum Step {
+    /// A tool call through the call path (`tool` is `server.tool`).
+    Run { tool: String, input: Value },
+    /// Answered without calling anything: a search, a description, or a mistake.
+    Answer { tool: String, input: Value, is_error: bool, text: String },
+}
+
+/// The meta-tools as a model is offered them.
+fn meta_specs() -> Vec<ToolSpec> {
+    discovery::meta_tools()
+        .into_iter()
+        .map(|m| ToolSpec {
+            name: m.name.to_owned(),
+            description: m.description.to_owned(),
+            input_schema: Value::Object(m.input_schema),
+        })
+        .collect()
+}
+
+/// One meta-tool use of a search run, over the run's `offered` tools (named `server.tool`).
+fn meta_step(runner: &dyn ToolRunner, offered: &BTreeMap<String, Arc<ToolEntry>>, alias: &str, input: &Value) -> Step {
+    let answer = |tool: &str, is_error: bool, text: String| Step::Answer {
+        tool: tool.to_owned(),
+        input: input.clone(),
+        is_error,
+        text,
+    };
+    let args = input.as_object().cloned().unwrap_or_default();
+    // Models also write the alias form `server__tool`.
+    let resolve = |name: &str| {
+        offered
+            .get_key_value(name)
+            .or_else(|| offered.get_key_value(&name.replacen("__", ".", 1)))
+            .ok_or_else(|| format!("no tool {name:?} is offered: search_tools finds the tools there are"))
+    };
+    match discovery::parse(alias, &args) {
+        None => answer(
+            alias,
+            true,
+            format!("no such tool; use {} to find tools, then {} to call one", discovery::SEARCH, discovery::CALL),
+        ),
+        Some(Err(why)) => answer(alias, true, why),
+        Some(Ok(Meta::Search { query, k })) => {
+            let visible = |server: &str, name: &str| offered.contains_key(&format!("{server}.{name}"));
+            let hits = runner.search(&query, k, &visible);
+            let found = hits.iter().filter_map(|h| {
+                let (q, t) = offered.get_key_value(&format!("{}.{}", h.server, h.name))?;
+                Some((q.clone(), t.as_ref(), h.score))
+            });
+            answer(discovery::SEARCH, false, discovery::search_result(&query, found).to_string())
+        }
+        Some(Ok(Meta::Describe { name })) => match resolve(&name) {
+            Ok((q, t)) => answer(discovery::DESCRIBE, false, discovery::describe_result(q, t).to_string()),
+            Err(why) => answer(discovery::DESCRIBE, true, why),
+        },
+        Some(Ok(Meta::Call { name, arguments })) => match resolve(&name) {
+            Ok((q, _)) => Step::Run { tool: q.clone(), input: Value::Object(arguments) },
+            Err(why) => answer(discovery::CALL, true, why),
+        },
+    }
 }
 
 fn clamp(asked: u32, default: u32, max: u32) -> u32 {

@@ -34,6 +34,7 @@ pub mod backoff;
 pub mod cache;
 pub mod call;
 pub mod daemon;
+pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod host;

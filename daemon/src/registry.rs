@@ -154,6 +154,8 @@ pub struct Registry {
     search: std::sync::RwLock<mcpd_search::Index>,
     /// Serialises writers so two servers publishing at once cannot lose an update.
     write: std::sync::Mutex<()>,
+    /// The directory of the semantic ranker's model now in use (`[daemon] search_model`).
+    search_model: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 // === impl Registry ===
@@ -176,6 +178,28 @@ impl Registry {
     /// The `k` best tools for `query` that `visible` admits, best first.
     pub fn search(&self, query: &str, k: usize, visible: &dyn Fn(&str, &str) -> bool) -> Vec<mcpd_search::Hit> {
         self.search.read().unwrap_or_else(|p| p.into_inner()).search(query, k, visible)
+    }
+
+    /// Ranks searches with the static embedding model in `dir` fused in (`None`: lexical
+    /// only), re-indexing every tool. Loading reads the model's files: call it from the
+    /// blocking pool. A model that fails to load leaves the ranker as it was.
+    pub fn use_search_model(&self, dir: Option<&std::path::Path>) -> Result<(), mcpd_search::ModelError> {
+        let mut current = self.search_model.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_deref() == dir {
+            return Ok(());
+        }
+        let fresh = match dir {
+            Some(d) => mcpd_search::Index::with_embedder(Arc::new(mcpd_search::Embedder::load(d)?)),
+            None => mcpd_search::Index::new(),
+        };
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = fresh;
+        for (server, st) in &self.current.load().servers {
+            fresh.replace_server(server, st.tools.values().map(|t| search_doc(t)));
+        }
+        *self.search.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *current = dir.map(std::path::Path::to_path_buf);
+        Ok(())
     }
 
     /// Marks a server's tools stale (disconnected) without forgetting them.

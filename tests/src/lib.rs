@@ -70,6 +70,24 @@ pub fn inspector_script() -> PathBuf {
     peer("node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js")
 }
 
+/// The static embedding model tool search's semantic ranker reads: the files inside the
+/// pinned PyPI package `tokenlearn-static-model` (tests/peers/requirements.txt).
+pub fn search_model_dir() -> PathBuf {
+    let lib = peer("venv/lib");
+    let found = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages/static_model/model"))
+        .find(|p| p.join("model.safetensors").is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "the search model is missing under {}: install the pinned peers with `bash tests/peers/install.sh`",
+            lib.display()
+        )
+    })
+}
+
 pub fn py_server_script() -> PathBuf {
     repo_root().join("tests/servers/py_server.py")
 }

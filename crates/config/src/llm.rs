@@ -9,7 +9,8 @@ use super::reader::{FileCtx, Key, Val};
 use super::secret::Secret;
 use super::server::valid_http_url;
 
-const LLM_KEYS: &[&str] = &["kind", "base_url", "api_key", "model", "timeout", "max_retries", "max_tokens", "headers"];
+const LLM_KEYS: &[&str] =
+    &["kind", "base_url", "api_key", "model", "timeout", "max_retries", "max_tokens", "headers", "max_tools"];
 /// Largest accepted `max_tokens`: far above any model's output limit, low enough to catch typos.
 const MAX_TOKENS_CAP: i64 = 1_000_000;
 
@@ -80,6 +81,9 @@ fn parse_provider(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>) -> Option<L
                 &mut c.max_tokens,
                 ctx.integer(key_name, v, 1, Some(MAX_TOKENS_CAP)).and_then(|n| u32::try_from(n).ok()),
             ),
+            "max_tools" => {
+                set(&mut c.max_tools, ctx.integer(key_name, v, 0, Some(128)).and_then(|n| u32::try_from(n).ok()))
+            }
             "headers" => set(
                 &mut c.headers,
                 ctx.secrets("headers", v, &super::server::check_header_name, &super::server::check_header_value),

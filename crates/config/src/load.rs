@@ -33,6 +33,7 @@ const DAEMON_KEYS: &[&str] = &[
     "app_rate_limit",
     "audit_max_entries",
     "tofu_window",
+    "search_model",
 ];
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -231,6 +232,28 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
         match key {
             "socket" => keep(&mut d.socket, ctx.path(key, v).map(Some)),
             "state_dir" => keep(&mut d.state_dir, ctx.path(key, v).map(Some)),
+            "search_model" => {
+                if let Some(dir) = ctx.path(key, v) {
+                    // The files are read by the daemon; a directory without them is a typo the
+                    // admin hears about now, with the rest of the config's problems.
+                    let missing: Vec<&str> = ["tokenizer.json", "model.safetensors"]
+                        .into_iter()
+                        .filter(|f| !dir.join(f).is_file())
+                        .collect();
+                    if missing.is_empty() {
+                        d.search_model = Some(dir);
+                    } else {
+                        ctx.report(
+                            v.span(),
+                            format!(
+                                "\"search_model\" must be a static embedding model's directory; {} has no {}",
+                                dir.display(),
+                                missing.join(" or ")
+                            ),
+                        );
+                    }
+                }
+            }
             "include" => {
                 let Some(entries) =
                     ctx.strings(key, v, false, &|s| s.is_empty().then(|| "include entry must not be empty".to_owned()))

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use super::model::{DaemonConfig, McpAuth, NameStyle, ProfileConfig, ServerConfig, TlsFiles, ToolFilter};
+use super::model::{DaemonConfig, Discovery, McpAuth, NameStyle, ProfileConfig, ServerConfig, TlsFiles, ToolFilter};
 use super::pipeline::PIPELINE_SERVER;
 use super::reader::{FileCtx, Val};
 
 pub(crate) const MCP_DAEMON_KEYS: &[&str] =
     &["mcp_listen", "mcp_auth", "mcp_token", "mcp_origins", "mcp_hosts", "mcp_tls_cert", "mcp_tls_key"];
-const PROFILE_KEYS: &[&str] = &["servers", "tools", "names"];
+const PROFILE_KEYS: &[&str] = &["servers", "tools", "names", "discovery"];
 const PROFILE_TOOLS_KEYS: &[&str] = &["allow", "deny"];
 
 /// Reads one `mcp_*` key of `[daemon]`; `false` if `key` is not one of them.
@@ -138,8 +138,13 @@ pub(crate) fn parse_profiles(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> BTreeMap<Str
 fn parse_profile(ctx: &mut FileCtx<'_>, name: &str, v: &Val<'_>) -> Option<ProfileConfig> {
     let place = format!("in [profiles.{name}]");
     let table = ctx.table(&format!("profiles.{name}"), v)?;
-    let mut p =
-        ProfileConfig { name: name.to_owned(), servers: None, tools: ToolFilter::default(), names: NameStyle::Dotted };
+    let mut p = ProfileConfig {
+        name: name.to_owned(),
+        servers: None,
+        tools: ToolFilter::default(),
+        names: NameStyle::Dotted,
+        discovery: Discovery::List,
+    };
     let mut ok = true;
     for (k, v) in table.iter() {
         let key = k.get_ref().as_ref();
@@ -152,6 +157,13 @@ fn parse_profile(ctx: &mut FileCtx<'_>, name: &str, v: &Val<'_>) -> Option<Profi
                 let options: Vec<_> = NameStyle::ALL.iter().map(|n| (n.as_str(), *n)).collect();
                 match ctx.choice(key, v, &options) {
                     Some(n) => p.names = n,
+                    None => ok = false,
+                }
+            }
+            "discovery" => {
+                let options: Vec<_> = Discovery::ALL.iter().map(|d| (d.as_str(), *d)).collect();
+                match ctx.choice(key, v, &options) {
+                    Some(d) => p.discovery = d,
                     None => ok = false,
                 }
             }

@@ -95,6 +95,9 @@ pub struct DaemonConfig {
     pub tofu_window: Duration,
     /// The MCP front end over Streamable HTTP (`mcp_listen`, `mcp_auth`, ...).
     pub mcp: McpHttpConfig,
+    /// A static embedding model's directory for tool search's semantic ranker; `None`: the
+    /// lexical ranker alone. Checked at load to hold the model's files.
+    pub search_model: Option<PathBuf>,
 }
 
 /// `[daemon] mcp_*`: the MCP front end's Streamable HTTP endpoint.
@@ -152,6 +155,8 @@ pub struct ProfileConfig {
     pub tools: ToolFilter,
     /// How tool and prompt names are spelled for the host.
     pub names: NameStyle,
+    /// Whether `tools/list` is the full list or only the search meta-tools.
+    pub discovery: Discovery,
 }
 
 impl ProfileConfig {
@@ -162,6 +167,7 @@ impl ProfileConfig {
             servers: None,
             tools: ToolFilter::default(),
             names: NameStyle::Dotted,
+            discovery: Discovery::List,
         }
     }
 
@@ -184,6 +190,28 @@ pub enum NameStyle {
     Alias,
     /// The tool's own name: for a profile of exactly one server (checked at load).
     Bare,
+}
+
+/// `discovery`: how a profile's host finds its tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discovery {
+    /// `tools/list` lists every served tool.
+    #[default]
+    List,
+    /// `tools/list` lists only `search_tools`, `describe_tool` and `call_tool`: for hosts
+    /// (and models) that degrade, or refuse, past a few dozen tools.
+    Search,
+}
+
+impl Discovery {
+    pub const ALL: [Discovery; 2] = [Discovery::List, Discovery::Search];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discovery::List => "list",
+            Discovery::Search => "search",
+        }
+    }
 }
 
 impl NameStyle {
@@ -217,6 +245,7 @@ impl Default for DaemonConfig {
             app_rate_limit: None,
             audit_max_entries: 100_000,
             tofu_window: Duration::from_secs(30),
+            search_model: None,
             mcp: McpHttpConfig::default(),
         }
     }
@@ -589,7 +618,14 @@ pub struct LlmConfig {
     pub max_tokens: u32,
     /// Extra request headers (values are secrets); they override the defaults.
     pub headers: BTreeMap<String, Secret>,
+    /// Most tools an agent run offers this model as they are; a run over more is offered
+    /// the search meta-tools (`search_tools`, `describe_tool`, `call_tool`) instead.
+    pub max_tools: u32,
 }
+
+/// Tools an agent run offers a model as they are, unless `max_tools` says otherwise: past a
+/// few dozen, models pick worse, and some providers refuse more than 128.
+pub(crate) const DEFAULT_MAX_TOOLS: u32 = 40;
 
 impl LlmConfig {
     /// Defaults for every optional key of a provider of `kind`.
@@ -604,6 +640,7 @@ impl LlmConfig {
             max_retries: 3,
             max_tokens: 4096,
             headers: BTreeMap::new(),
+            max_tools: DEFAULT_MAX_TOOLS,
         }
     }
 }
@@ -620,6 +657,7 @@ impl fmt::Debug for LlmConfig {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("max_tokens", &self.max_tokens)
+            .field("max_tools", &self.max_tools)
             .field("headers", &self.headers)
             .finish()
     }

@@ -1442,7 +1442,7 @@ fn mcp_front_end_settings_and_profiles_parse() {
         "mcp_origins = [\"http://localhost:6274\"]\n",
         "[servers.a]\ncommand = \"x\"\n[servers.b]\ncommand = \"y\"\n",
         "[profiles.coding]\nservers = [\"a\", \"pipeline\"]\nnames = \"alias\"\ntools = { deny = [\"a.rm*\"] }\n",
-        "[profiles.one]\nservers = [\"b\"]\nnames = \"bare\"\n",
+        "[profiles.one]\nservers = [\"b\"]\nnames = \"bare\"\ndiscovery = \"search\"\n",
     ));
     let m = &c.daemon.mcp;
     assert_eq!(m.listen, Some("127.0.0.1:8765".parse().unwrap()));
@@ -1454,6 +1454,8 @@ fn mcp_front_end_settings_and_profiles_parse() {
     assert!(p.serves("a") && p.serves("pipeline") && !p.serves("b"));
     assert!(p.tools.allows("a.echo") && !p.tools.allows("a.rm_rf"));
     assert_eq!(c.profiles["one"].names, NameStyle::Bare);
+    assert_eq!(c.profiles["one"].discovery, crate::Discovery::Search);
+    assert_eq!(p.discovery, crate::Discovery::List);
     // Off by default.
     assert_eq!(ok("").daemon.mcp, McpHttpConfig::default());
 }
@@ -1465,7 +1467,7 @@ fn mcp_front_end_mistakes_are_all_reported() {
         "mcp_tls_cert = \"cert.pem\"\nmcp_origins = [\"localhost\"]\n",
         "[servers.a]\ncommand = \"x\"\n",
         "[profiles.x]\nservers = [\"a\", \"nope\"]\n",
-        "[profiles.y]\nnames = \"bare\"\ncolour = 1\n",
+        "[profiles.y]\nnames = \"bare\"\ncolour = 1\ndiscovery = \"grep\"\n",
         "[profiles.Bad]\n",
     ));
     for needle in [
@@ -1475,12 +1477,15 @@ fn mcp_front_end_mistakes_are_all_reported() {
         "loopback \"mcp_listen\" only",
         "names server \"nope\"",
         "unknown key \"colour\" in [profiles.y]",
+        "invalid value \"grep\" for \"discovery\"",
         "invalid profile name \"Bad\"",
     ] {
         assert!(problems.iter().any(|p| p.contains(needle)), "{needle}: {problems:#?}");
     }
     // The token never appears in a message.
     assert!(!problems.iter().any(|p| p.contains("hunter2")), "{problems:#?}");
+    let model = super::tests::problems("[daemon]\nsearch_model = \"/nonexistent/model\"\n");
+    assert!(model.len() == 1 && model[0].contains("has no tokenizer.json or model.safetensors"), "{model:#?}");
     let open = super::tests::problems("[daemon]\nmcp_listen = \"192.0.2.1:8765\"\n");
     assert!(open.len() == 1 && open[0].contains("needs TLS"), "{open:#?}");
     let bare = super::tests::problems("[servers.a]\ncommand = \"x\"\n[profiles.y]\nnames = \"bare\"\n");

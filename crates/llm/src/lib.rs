@@ -49,6 +49,8 @@ struct Inner {
     default_model: String,
     /// Upper bound on `max_tokens` of any request (the config's `max_tokens`).
     max_tokens: u32,
+    /// The config's `max_tools`: most tools an agent run offers as they are.
+    max_tools: u32,
     /// OpenAI's own API rejects `max_tokens` for reasoning models and takes `max_completion_tokens`
     /// for every model, while many compatible servers only know `max_tokens`.
     openai_completion_tokens: bool,
@@ -102,6 +104,7 @@ impl Provider {
                 kind: cfg.kind,
                 default_model: cfg.model.clone(),
                 max_tokens: cfg.max_tokens,
+                max_tools: cfg.max_tools,
                 openai_completion_tokens,
                 endpoint,
             }),
@@ -121,6 +124,11 @@ impl Provider {
     /// The wire format this provider speaks.
     pub fn kind(&self) -> LlmKind {
         self.inner.kind
+    }
+
+    /// The configured `max_tools`: past it, an agent run is offered the search meta-tools.
+    pub fn max_tools(&self) -> usize {
+        self.inner.max_tools as usize
     }
 
     /// The configured cap on `max_tokens`.

@@ -678,6 +678,11 @@ impl Mcpd for Api {
             max_tool_calls: r.max_tool_calls,
             max_tokens: r.max_tokens,
             deadline: timeout_of(r.deadline_ms),
+            discovery: match pb::AgentDiscovery::try_from(r.discovery) {
+                Ok(pb::AgentDiscovery::Full) => agent::Discovery::Full,
+                Ok(pb::AgentDiscovery::Search) => agent::Discovery::Search,
+                _ => agent::Discovery::Auto,
+            },
         };
         let run_id = call::run_id();
         // Every tool call of the run is audited with the app that asked and this run.

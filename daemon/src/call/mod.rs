@@ -312,6 +312,9 @@ pub trait ToolRunner: Send + Sync {
     /// Tools a model may be offered: trusted, not app-only, from servers that are connected.
     fn model_tools(&self) -> Vec<Arc<ToolEntry>>;
 
+    /// The `k` best tools for `query` that `visible(server, tool)` admits, best first.
+    fn search(&self, query: &str, k: usize, visible: &dyn Fn(&str, &str) -> bool) -> Vec<mcpd_search::Hit>;
+
     fn run<'a>(
         &'a self,
         caller: &'a Caller,
@@ -325,6 +328,10 @@ impl ToolRunner for CallCore {
     fn model_tools(&self) -> Vec<Arc<ToolEntry>> {
         let snap = self.registry.snapshot();
         snap.iter().filter(|(st, t)| self.model_may_call(st, t)).map(|(_, t)| t.clone()).collect()
+    }
+
+    fn search(&self, query: &str, k: usize, visible: &dyn Fn(&str, &str) -> bool) -> Vec<mcpd_search::Hit> {
+        self.registry.search(query, k, visible)
     }
 
     fn run<'a>(

@@ -107,6 +107,11 @@ enum Command {
         /// Deadline in seconds.
         #[arg(long, default_value_t = 300.0)]
         deadline: f64,
+        /// How the model gets the tools: "auto" (all of them up to the provider's
+        /// `max_tools`, else search), "full" or "search" (only search_tools, describe_tool
+        /// and call_tool).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "full", "search"])]
+        discovery: String,
         /// One JSON event per line.
         #[arg(long)]
         json: bool,
@@ -507,6 +512,7 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
             max_tool_calls,
             max_tokens,
             deadline,
+            discovery,
             json,
         } => {
             if !(deadline.is_finite() && deadline > 0.0) {
@@ -522,6 +528,11 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 max_tool_calls,
                 max_tokens,
                 deadline_ms: (deadline * 1000.0) as u64,
+                discovery: match discovery.as_str() {
+                    "full" => mcpd_client::proto::AgentDiscovery::Full,
+                    "search" => mcpd_client::proto::AgentDiscovery::Search,
+                    _ => mcpd_client::proto::AgentDiscovery::Auto,
+                } as i32,
                 ..Default::default()
             };
             let mut stream = client.run_agent(req).await?;

@@ -26,8 +26,9 @@ use tokio::sync::mpsc;
 
 use crate::{
     call::{CallRequest, Caller},
-    config::{DEFAULT_PROFILE, ProfileConfig},
+    config::{DEFAULT_PROFILE, Discovery, ProfileConfig},
     daemon::Daemon,
+    discovery::{self, Meta},
     error::{CallError, ErrorKind},
     event::EventKind,
     host::HostHandle,
@@ -269,6 +270,46 @@ impl Front {
         }
     }
 
+    /// `search_tools` for this host: what its profile serves and a model may call, under
+    /// the names the host knows.
+    fn search(&self, profile: &ProfileConfig, query: &str, k: usize) -> serde_json::Value {
+        let core = &self.daemon().core;
+        let snap = core.registry.snapshot();
+        let visible = |server: &str, name: &str| {
+            profile.serves(server)
+                && profile.tools.allows(&format!("{server}.{name}"))
+                && snap
+                    .servers
+                    .get(server)
+                    .is_some_and(|st| st.tools.get(name).is_some_and(|t| core.model_may_call(st, t)))
+        };
+        let hits = core.registry.search(query, k, &visible);
+        let found = hits.iter().filter_map(|h| {
+            let t = snap.servers.get(&h.server)?.tools.get(&h.name)?;
+            Some((view::exposed(profile.names, &h.server, &h.name), t.as_ref(), h.score))
+        });
+        discovery::search_result(query, found)
+    }
+
+    /// The tool a host's name stands for, if search could offer it to this host.
+    fn offered(&self, profile: &ProfileConfig, name: &str) -> Result<Arc<crate::registry::ToolEntry>, String> {
+        let core = &self.daemon().core;
+        let snap = core.registry.snapshot();
+        view::qualified(profile, name)
+            .filter(|q| profile.tools.allows(q))
+            .and_then(|q| snap.resolve(&q).filter(|(st, t)| core.model_may_call(st, t)).map(|(_, t)| t.clone()))
+            .ok_or_else(|| format!("no tool {name:?} is offered: search_tools finds the tools there are"))
+    }
+
+    /// Why `call_tool` may not call `name`, when the call path would not say it itself: a
+    /// tool for an MCP App's view only is not the model's to call.
+    fn refused_via_meta(&self, profile: &ProfileConfig, name: &str) -> Option<String> {
+        let snap = self.daemon().core.registry.snapshot();
+        let q = view::qualified(profile, name)?;
+        let (_, t) = snap.resolve(&q)?;
+        t.app_only().then(|| format!("{name:?} is for an MCP App's view only, not for a model to call"))
+    }
+
     /// The server behind a resource URI: the one that listed it, else the one with a
     /// template it fits, else the first served server that can read it.
     async fn owner_of(&self, profile: &ProfileConfig, uri: &str) -> Result<String, McpError> {
@@ -338,6 +379,18 @@ fn call_failure(e: CallError) -> Result<CallToolResult, McpError> {
         }
         _ => Ok(CallToolResult::error(vec![ContentBlock::text(text)])),
     }
+}
+
+/// A tool result a host's model reads as a failure.
+fn tool_error(why: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(crate::known::scrub(&why).into_owned())])
+}
+
+/// A finished call as a 2026-07-28 host requires it (rmcp clears `resultType` again for
+/// session-era hosts).
+fn complete(mut result: CallToolResult) -> CallToolResponse {
+    result.result_type = Some(ResultType::COMPLETE);
+    CallToolResponse::Complete(result)
 }
 
 /// How driving a host's request ended.
@@ -415,6 +468,11 @@ impl ServerHandler for Front {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let profile = self.profile()?;
+        if profile.discovery == Discovery::Search {
+            return Ok(ListToolsResult::with_all_items(view::meta_tools())
+                .with_ttl_ms(LIST_TTL_MS)
+                .with_cache_scope(CacheScope::Private));
+        }
         let core = &self.daemon().core;
         let snap = core.registry.snapshot();
         let tools = view::tools(&profile, &snap, &|t| core.verdict(t))
@@ -441,9 +499,45 @@ impl ServerHandler for Front {
             .request_state
             .as_deref()
             .and_then(|state| self.shared.parked.resume(state, request.input_responses.clone().unwrap_or_default()));
+        // A call through the `call_tool` meta-tool: failures are the model's to read, so
+        // they are tool results rather than protocol errors.
+        let mut via_meta = false;
         let running = match parked {
             Some(running) => running,
-            None => self.start_call(request, &ctx)?,
+            None => {
+                let mut request = request;
+                let profile = self.profile()?;
+                if profile.discovery == Discovery::Search {
+                    let args = request.arguments.clone().unwrap_or_default();
+                    match discovery::parse(&request.name, &args) {
+                        None => {}
+                        Some(Err(why)) => return Ok(complete(tool_error(why))),
+                        Some(Ok(Meta::Search { query, k })) => {
+                            return Ok(complete(CallToolResult::structured(self.search(&profile, &query, k))));
+                        }
+                        Some(Ok(Meta::Describe { name })) => {
+                            let r = match self.offered(&profile, &name) {
+                                Ok(t) => CallToolResult::structured(discovery::describe_result(&name, &t)),
+                                Err(why) => tool_error(why),
+                            };
+                            return Ok(complete(r));
+                        }
+                        Some(Ok(Meta::Call { name, arguments })) => {
+                            if let Some(why) = self.refused_via_meta(&profile, &name) {
+                                return Ok(complete(tool_error(why)));
+                            }
+                            request.name = name.into();
+                            request.arguments = Some(arguments);
+                            via_meta = true;
+                        }
+                    }
+                }
+                match self.start_call(request, &ctx) {
+                    Ok(running) => running,
+                    Err(e) if via_meta => return Ok(complete(tool_error(e.message.into_owned()))),
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let res = match self.drive(running, &ctx).await? {
             Driven::Input(ir) => return Ok(CallToolResponse::InputRequired(ir)),
@@ -454,7 +548,11 @@ impl ServerHandler for Front {
         };
         let mut result = match res {
             Ok(o) => o.result,
-            Err(e) => call_failure(e)?,
+            Err(e) => match call_failure(e) {
+                Ok(r) => r,
+                Err(e) if via_meta => tool_error(e.message.into_owned()),
+                Err(e) => return Err(e),
+            },
         };
         // A session-era server's result has no `resultType`; a 2026-07-28 host requires one
         // (rmcp clears it again for session-era hosts).

@@ -52,6 +52,24 @@ pub fn tools(
         .collect()
 }
 
+/// The meta-tools a `discovery = "search"` profile lists instead of its tools.
+pub fn meta_tools() -> Vec<rmcp::model::Tool> {
+    crate::discovery::meta_tools()
+        .into_iter()
+        .map(|m| {
+            let mut t = rmcp::model::Tool::new(m.name, m.description, Arc::new(m.input_schema)).with_title(m.title);
+            // Searching and describing change nothing: hosts may run them without asking.
+            if m.name != crate::discovery::CALL {
+                let mut a = rmcp::model::ToolAnnotations::new();
+                a.read_only_hint = Some(true);
+                a.open_world_hint = Some(false);
+                t = t.with_annotations(a);
+            }
+            t
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +81,7 @@ mod tests {
             servers: servers.map(|s| s.iter().map(|s| s.to_string()).collect()),
             tools: ToolFilter { allow: vec!["*".into()], deny: deny.iter().map(|s| s.to_string()).collect() },
             names,
+            discovery: Default::default(),
         }
     }
 

@@ -41,6 +41,10 @@ script steps (one per chat request; when exhausted the LAST step repeats):
   {"text": "..."}                                  final answer (end_turn / stop)
   {"tool_calls": [{"name": "t", "arguments": {..}}], "text": "optional"}
                                                    tool calls (tool_use / tool_calls), ids generated
+                                                   a string argument "$result:POINTER" is replaced by
+                                                   what the JSON pointer POINTER finds in the last tool
+                                                   result (parsed as JSON): a scripted agent that acts
+                                                   on what its tools returned
   {"echo_last_user": true}                         answer with the text of the last user message
   {"status": 429, "retry_after": "1"}              an error status in the endpoint's error format
                                                    ("retry_after_ms": N sends retry-after-ms)
@@ -355,7 +359,13 @@ fn render(format: Format, step: &Step, request: &Value, serial: u64) -> Response
     }
 
     let text = if step.echo_last_user { Some(last_user_text(format, request)) } else { step.text.clone() };
-    let calls = step.tool_calls.clone().unwrap_or_default();
+    let mut calls = step.tool_calls.clone().unwrap_or_default();
+    if calls.iter().any(|c| c.arguments.to_string().contains("\"$result:")) {
+        let last: Option<Value> = last_tool_result(format, request).and_then(|t| serde_json::from_str(&t).ok());
+        for c in &mut calls {
+            substitute(&mut c.arguments, last.as_ref());
+        }
+    }
     let model = request.get("model").and_then(Value::as_str).unwrap_or("fake-model");
     let input_tokens = request.get("messages").map_or(0, |m| count_words(m, false))
         + request.get("system").map_or(0, |s| count_words(s, true));
@@ -474,6 +484,46 @@ fn last_user_text(format: Format, request: &Value) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// Replaces each `"$result:POINTER"` string in `v` with what POINTER finds in `last` (null
+/// when nothing is there).
+fn substitute(v: &mut Value, last: Option<&Value>) {
+    match v {
+        Value::String(s) => {
+            if let Some(pointer) = s.strip_prefix("$result:") {
+                *v = last.and_then(|l| l.pointer(pointer)).cloned().unwrap_or(Value::Null);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| substitute(i, last)),
+        Value::Object(map) => map.values_mut().for_each(|i| substitute(i, last)),
+        _ => {}
+    }
+}
+
+/// The text of the last tool result in the conversation: an OpenAI `tool` message, or an
+/// Anthropic `tool_result` block.
+fn last_tool_result(format: Format, request: &Value) -> Option<String> {
+    let messages = request.get("messages").and_then(Value::as_array)?;
+    let text_of = |c: &Value| match c {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(blocks) => {
+            Some(blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
+        }
+        _ => None,
+    };
+    messages.iter().rev().find_map(|m| match format {
+        Format::OpenAi => {
+            (m.get("role").and_then(Value::as_str) == Some("tool")).then(|| text_of(m.get("content")?))?
+        }
+        Format::Anthropic => m
+            .get("content")
+            .and_then(Value::as_array)?
+            .iter()
+            .rev()
+            .find(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            .and_then(|b| text_of(b.get("content")?)),
+    })
 }
 
 /// An error in the shape the endpoint's real API uses.

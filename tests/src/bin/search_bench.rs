@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use mcpd_search::{Index, ToolDoc};
+use mcpd_search::{Embedder, Index, ToolDoc};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -27,6 +27,10 @@ struct Args {
     /// Print each query whose first needed tool is not in the top 5 (for either ranker).
     #[arg(long)]
     misses: bool,
+    /// A static embedding model's directory (tokenizer.json, model.safetensors, config.json):
+    /// adds the ranker with semantic fusion, and times it too.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 struct Query {
@@ -75,8 +79,7 @@ fn load_queries(path: &PathBuf) -> Result<Vec<Query>> {
     Ok(out)
 }
 
-fn build(tools: &[ToolDoc], plain: bool) -> Index {
-    let mut ix = if plain { Index::plain_bm25() } else { Index::new() };
+fn build(tools: &[ToolDoc], mut ix: Index) -> Index {
     let mut servers: Vec<&str> = tools.iter().map(|t| t.server.as_str()).collect();
     servers.dedup();
     for s in servers {
@@ -117,8 +120,19 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let tools = load_tools(&args.data.join("tools.json"))?;
     let queries = load_queries(&args.data.join("queries.tsv"))?;
-    let ranked = build(&tools, false);
-    let plain = build(&tools, true);
+    let embedder = match &args.model {
+        Some(dir) => Some(std::sync::Arc::new(
+            Embedder::load(dir).with_context(|| format!("loading the model in {}", dir.display()))?,
+        )),
+        None => None,
+    };
+    let ranked = build(&tools, Index::new());
+    let plain = build(&tools, Index::plain_bm25());
+    let fused = embedder.as_ref().map(|e| build(&tools, Index::with_embedder(e.clone())));
+    let mut rankers = vec![("plain BM25", &plain), ("mcpd", &ranked)];
+    if let Some(f) = &fused {
+        rankers.push(("mcpd + semantic", f));
+    }
     println!(
         "retrieval: {} tools from {} servers, {} queries",
         tools.len(),
@@ -138,7 +152,7 @@ fn main() -> Result<()> {
             if qs.is_empty() {
                 continue;
             }
-            for (name, ix) in [("plain BM25", &plain), ("mcpd", &ranked)] {
+            for (name, ix) in &rankers {
                 let s = evaluate(ix, &qs, args.misses && set != "all", name);
                 let n = s.n as f64;
                 let kind = if multi { "multi-step (share of needed tools)" } else { "single" };
@@ -152,16 +166,26 @@ fn main() -> Result<()> {
             }
         }
     }
-    latency(&tools, &queries, args.scale, args.searches);
+    latency(&tools, &queries, args.scale, args.searches, Index::new, "lexical");
+    if let Some(e) = embedder {
+        latency(
+            &tools,
+            &queries,
+            args.scale,
+            args.searches,
+            || Index::with_embedder(e.clone()),
+            "with semantic fusion",
+        );
+    }
     Ok(())
 }
 
 /// Search and update latency with `scale` tools: the dataset copied across servers, each copy's
 /// names and descriptions varied so that postings grow as in a real registry.
-fn latency(tools: &[ToolDoc], queries: &[Query], scale: usize, searches: usize) {
+fn latency(tools: &[ToolDoc], queries: &[Query], scale: usize, searches: usize, new: impl Fn() -> Index, label: &str) {
     let per = tools.len().max(1);
     let copies = scale.div_ceil(per);
-    let mut ix = Index::new();
+    let mut ix = new();
     let server_tools = |c: usize| -> Vec<ToolDoc> {
         tools
             .iter()
@@ -215,7 +239,7 @@ fn latency(tools: &[ToolDoc], queries: &[Query], scale: usize, searches: usize) 
         updates.get(((updates.len() as f64 * p) as usize).min(updates.len().saturating_sub(1))).copied().unwrap_or(0)
     };
     println!();
-    println!("latency: {} tools indexed in {} ms", ix.len(), build.as_millis());
+    println!("latency, {label}: {} tools indexed in {} ms", ix.len(), build.as_millis());
     println!("| operation | n | p50 µs | p99 µs | max µs |");
     println!("|---|---:|---:|---:|---:|");
     println!("| search (k=5) | {} | {} | {} | {} |", times.len(), pct(0.5), pct(0.99), times[times.len() - 1]);

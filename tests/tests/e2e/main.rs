@@ -4,6 +4,7 @@ mod agent;
 mod audit;
 mod auth;
 mod cli;
+mod discovery;
 mod faults;
 mod integrity;
 mod interop;

@@ -99,3 +99,36 @@ async fn search_ranks_across_eras_hides_what_a_model_may_not_call_and_follows_ch
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("SCORE") && text.contains("MATCHED"), "{text}");
 }
+
+/// mcpd's reading of the semantic ranker's model agrees with the encoder its package ships
+/// (the wheel's own compiled encoder, run through the peers' Python), and a damaged model is
+/// refused rather than ranking with garbage.
+#[test]
+fn the_search_model_embeds_as_its_package_does_and_a_damaged_one_is_refused() {
+    let dir = search_model_dir();
+    let model = mcpd_search::Embedder::load(&dir).expect("the pinned model loads");
+    let texts = ["hello world", "Read the complete contents of a file", "what do 17 and 25 add up to"];
+    let script = format!(
+        "import json\nfrom static_model import get_embeddings\nprint(json.dumps(get_embeddings({})))",
+        serde_json::to_string(&texts).unwrap_or_default()
+    );
+    let out = Command::new(python()).args(["-c", &script]).output().expect("run the package's encoder");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).expect("vectors");
+    for (text, want) in texts.iter().zip(&theirs) {
+        let ours = model.embed(text).expect("a vector");
+        assert_eq!(ours.len(), want.len());
+        let worst = ours.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{text:?}: differs by {worst}");
+    }
+
+    let broken = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(dir.join("tokenizer.json"), broken.path().join("tokenizer.json")).expect("copy");
+    let weights = std::fs::read(dir.join("model.safetensors")).expect("read weights");
+    std::fs::write(broken.path().join("model.safetensors"), &weights[..weights.len() / 2]).expect("write");
+    let err = mcpd_search::Embedder::load(broken.path()).expect_err("a truncated model is refused");
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+    std::fs::remove_file(broken.path().join("model.safetensors")).expect("rm");
+    let err = mcpd_search::Embedder::load(broken.path()).expect_err("a missing file is refused");
+    assert!(err.to_string().contains("has no model.safetensors"), "{err}");
+}
