@@ -259,14 +259,10 @@ impl Index {
         if steps.len() < 2 {
             return self.search_one(query, k, visible);
         }
-        let whole_first = std::env::var("STEPFIRST").is_err();
-        let order: Vec<&str> = if whole_first {
-            std::iter::once(query).chain(steps.iter().copied()).collect()
-        } else {
-            steps.iter().copied().chain(std::iter::once(query)).collect()
-        };
-        let mut lists: Vec<std::vec::IntoIter<Hit>> =
-            order.into_iter().map(|q| self.search_one(q, k, visible).into_iter()).collect();
+        let mut lists: Vec<std::vec::IntoIter<Hit>> = std::iter::once(query)
+            .chain(steps.iter().copied())
+            .map(|q| self.search_one(q, k, visible).into_iter())
+            .collect();
         let mut out: Vec<Hit> = Vec::with_capacity(k);
         while out.len() < k {
             let mut any = false;
