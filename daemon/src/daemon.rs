@@ -135,6 +135,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     if a.metrics_listen != b.metrics_listen {
         out.push("daemon.metrics_listen".to_owned());
     }
+    if a.max_starting != b.max_starting {
+        out.push("daemon.max_starting".to_owned());
+    }
     out
 }
 

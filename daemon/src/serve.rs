@@ -96,6 +96,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         store: Some(store.clone()),
         reaper,
         oauth: oauth.clone(),
+        start_slots: Arc::new(tokio::sync::Semaphore::new(crate::session::start_slots(config.daemon.max_starting))),
     };
     let core = Arc::new(CallCore {
         registry,

@@ -43,6 +43,7 @@ pub(crate) fn context(config: &Config) -> (SessionContext, LiveHandle) {
         store: None,
         reaper: None,
         oauth: Arc::new(crate::oauth::OAuth::new(None)),
+        start_slots: Arc::new(tokio::sync::Semaphore::new(4)),
     };
     (ctx, live)
 }

@@ -42,6 +42,8 @@ pub struct ServerStatus {
     pub server_version: String,
     pub pid: u32,
     pub stale: bool,
+    /// Starting, but waiting for a start slot (`[daemon] max_starting`).
+    pub waiting_for_slot: bool,
 }
 
 impl Default for ServerStatus {
@@ -59,6 +61,7 @@ impl Default for ServerStatus {
             server_version: String::new(),
             pid: 0,
             stale: false,
+            waiting_for_slot: false,
         }
     }
 }

@@ -34,6 +34,7 @@ const DAEMON_KEYS: &[&str] = &[
     "audit_max_entries",
     "tofu_window",
     "search_model",
+    "max_starting",
 ];
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -232,6 +233,9 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
         match key {
             "socket" => keep(&mut d.socket, ctx.path(key, v).map(Some)),
             "state_dir" => keep(&mut d.state_dir, ctx.path(key, v).map(Some)),
+            "max_starting" => {
+                keep(&mut d.max_starting, ctx.integer(key, v, 0, Some(1024)).and_then(|n| usize::try_from(n).ok()))
+            }
             "search_model" => {
                 if let Some(dir) = ctx.path(key, v) {
                     // The files are read by the daemon; a directory without them is a typo the

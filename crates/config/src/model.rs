@@ -98,6 +98,10 @@ pub struct DaemonConfig {
     /// A static embedding model's directory for tool search's semantic ranker; `None`: the
     /// lexical ranker alone. Checked at load to hold the model's files.
     pub search_model: Option<PathBuf>,
+    /// Stdio servers starting (spawned, not yet through their handshake) at once; 0: twice
+    /// the CPU count. A start storm of heavy servers otherwise starves every one of them
+    /// past its connect timeout.
+    pub max_starting: usize,
 }
 
 /// `[daemon] mcp_*`: the MCP front end's Streamable HTTP endpoint.
@@ -246,6 +250,7 @@ impl Default for DaemonConfig {
             audit_max_entries: 100_000,
             tofu_window: Duration::from_secs(30),
             search_model: None,
+            max_starting: 0,
             mcp: McpHttpConfig::default(),
         }
     }

@@ -88,6 +88,7 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
         stderr_tail: u.stderr_tail(STDERR_TAIL_LINES).into_iter().map(scrub).collect(),
         reconnects: d.core.metrics.reconnects(&u.name),
         tool_stats,
+        waiting_for_start_slot: s.waiting_for_slot,
     }
 }
 

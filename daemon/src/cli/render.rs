@@ -113,7 +113,7 @@ pub(crate) fn status_table(st: &pb::StatusResponse) -> String {
             s.name.clone(),
             s.transport.clone(),
             if s.protocol_version.is_empty() { "-".into() } else { s.protocol_version.clone() },
-            state_name(s.state).into(),
+            if s.waiting_for_start_slot { "starting (queued)".into() } else { state_name(s.state).into() },
             tools,
             human_ms(s.uptime_ms),
             next_retry(s.next_retry_unix_ms),

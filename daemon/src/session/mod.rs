@@ -63,6 +63,16 @@ pub struct SessionContext {
     pub store: Option<Store>,
     pub reaper: Option<Reaper>,
     pub oauth: Arc<crate::oauth::OAuth>,
+    /// Start slots: a stdio server holds one from its spawn through its handshake.
+    pub start_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many stdio servers may start at once for `[daemon] max_starting` (0: twice the CPUs).
+pub fn start_slots(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_mul(2).max(2),
+        n => n,
+    }
 }
 
 /// Answers what a server sends to mcpd: progress and list changes go to the registry
@@ -445,6 +455,24 @@ async fn connect_with(
     let cfg = &upstream.config;
     let fault: FaultSlot = Arc::default();
     let max = cfg.max_message_bytes;
+    // A stdio server's start costs CPU (an interpreter, a runtime, imports): it waits for a
+    // slot first, and its connect timeout starts once it has one, so a start storm converges
+    // instead of every server timing out together. Remote servers cost mcpd nothing to start.
+    let _slot = match &cfg.transport {
+        TransportConfig::Stdio { .. } => {
+            let wait = ctx.start_slots.clone().try_acquire_owned();
+            Some(match wait {
+                Ok(slot) => slot,
+                Err(_) => {
+                    upstream.update(|s| s.waiting_for_slot = true);
+                    let slot = ctx.start_slots.clone().acquire_owned().await;
+                    upstream.update(|s| s.waiting_for_slot = false);
+                    slot.map_err(|_| ConnectError::Setup("the daemon is stopping".into()))?
+                }
+            })
+        }
+        _ => None,
+    };
     let (transport, child): (AnyTransport, Option<StdioChild>) = match &cfg.transport {
         TransportConfig::Stdio { command, args, env, cwd } => {
             let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
