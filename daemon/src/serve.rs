@@ -59,7 +59,10 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     // Before anything can print: the config's secret values never leave the daemon.
     crate::known::set(config.secrets.iter().map(|s| s.expose().to_owned()));
     let state_dir = opts.state_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await.map_err(StoreError::from)??;
+    // Fails closed: a store whose trust records are not what was last acknowledged stops
+    // the start, so nobody resets trust by damaging a file.
+    let store =
+        tokio::task::spawn_blocking(move || Store::open_verified(&state_dir)).await.map_err(StoreError::from)??;
     let reaper = match &opts.reaper_exe {
         Some(exe) => match Reaper::start(exe) {
             Ok(r) => Some(r),

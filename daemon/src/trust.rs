@@ -74,6 +74,30 @@ const FIRST_USE: &str = "\0first-use";
 const FIRST_USE_OPEN: &str = "first-use";
 const FIRST_USE_ENDED: &str = "first-use-ended";
 
+/// The records `mcpd store reset` keeps: for every configured `tofu` server, the marker of a
+/// first use that has ended, so its tools wait for approval instead of being trusted again
+/// on sight (after a reset nothing is trusted that an admin did not approve). A server
+/// added to the config later starts its first use as usual.
+pub fn reset_records(config: &crate::config::Config) -> Vec<(String, PinRecord)> {
+    let now = unix_ms();
+    config
+        .servers
+        .values()
+        .filter(|s| s.trust == TrustMode::Tofu)
+        .map(|s| {
+            let marker = PinRecord {
+                fingerprint: String::new(),
+                definition: serde_json::Value::Null,
+                by: FIRST_USE_ENDED.into(),
+                unix_ms: now,
+                removed: false,
+                revoked: false,
+            };
+            (key(&crate::upstream::identity(s), FIRST_USE), marker)
+        })
+        .collect()
+}
+
 fn key(identity: &str, tool: &str) -> String {
     format!("{identity}\0{tool}")
 }

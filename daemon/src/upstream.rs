@@ -317,7 +317,7 @@ impl Upstream {
 /// The identity integrity and the era cache are bound to.
 /// The server's identity: config key + transport + command/args or URL as the config writes
 /// them (templates unexpanded, so rotating a `${env:}` secret keeps its pins).
-fn identity(config: &ServerConfig) -> String {
+pub fn identity(config: &ServerConfig) -> String {
     if !config.source.is_empty() {
         return format!("{}|{}|{}", config.name, config.transport.kind(), config.source);
     }

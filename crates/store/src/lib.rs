@@ -39,6 +39,18 @@ pub enum StoreError {
     Decode(#[from] serde_json::Error),
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The trust records are not what was last acknowledged: the store lost or changed
+    /// approvals (a damaged file, a restored copy). mcpd does not start on it.
+    #[error(
+        "the trust store in {path} is damaged: {what}. mcpd will not start on it, since approvals may be lost; `mcpd store verify` shows the store, `mcpd store reset --yes` starts trust afresh (every tool then needs approval again)"
+    )]
+    TrustDamaged { path: PathBuf, what: String },
+    #[error("cannot write {path}: {source}")]
+    Sidecar {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Named trees.
@@ -59,10 +71,45 @@ const AUDIT_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 /// The log may exceed its bound by this much before a trim (one walk per step, not per record).
 const AUDIT_TRIM_SLACK: usize = 1024;
 
+/// Key of the pins tree's own integrity record ([`TrustSeal`]); pin keys start with a
+/// server identity, which is never empty, so none can be this.
+const SEAL: &[u8] = b"\0seal";
+/// The second place the trust generation is kept: a small file beside the sled directory,
+/// written after every trust commit. sled may drop the newest log entries of a damaged
+/// file silently; the seal inside it then goes back with them, and this file does not.
+const SIDECAR: &str = "trust-generation";
+
+/// What the pins tree holds about itself, written in the same batch as every pin change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrustSeal {
+    /// Commits so far.
+    pub generation: u64,
+    /// XOR of SHA-256(key ‖ 0 ‖ value) over every pin record: order-free, so a commit
+    /// updates it from the records it replaces; any damaged, lost or added record shows.
+    #[serde(with = "hex32")]
+    pub digest: [u8; 32],
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustReport {
+    pub records: usize,
+    /// The seal in the store (`None`: a store from before seals, or a fresh one).
+    pub sealed: Option<TrustSeal>,
+    /// The generation the sidecar file names (`None`: no file).
+    pub sidecar: Option<u64>,
+    /// What is wrong; empty when the records are what was last acknowledged.
+    pub damage: Vec<String>,
+}
+
 /// Handle to the store; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
+    /// The state directory (the sidecar lives here).
+    dir: PathBuf,
+    /// Serialises trust commits: each reads the seal, updates it and writes it back.
+    pins_lock: Arc<std::sync::Mutex<()>>,
     /// Per OAuth identity: the refresh lock and the credentials in memory.
     oauth: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<OAuthSlot>>>>,
 }
@@ -93,7 +140,131 @@ impl Store {
                 db.flush()?;
             }
         }
-        Ok(Self { db, oauth: Arc::default() })
+        Ok(Self { db, dir: dir.to_owned(), pins_lock: Arc::default(), oauth: Arc::default() })
+    }
+
+    /// Opens the store and checks its trust records against their seal and the sidecar;
+    /// damage is an error ([`StoreError::TrustDamaged`]). A store from before seals is
+    /// sealed now. This is how the daemon opens it: it fails closed.
+    pub fn open_verified(dir: &Path) -> Result<Self, StoreError> {
+        let store = Self::open(dir)?;
+        let report = store.verify_trust()?;
+        if !report.damage.is_empty() {
+            return Err(StoreError::TrustDamaged { path: dir.to_owned(), what: report.damage.join("; ") });
+        }
+        match (report.sealed, report.sidecar) {
+            // First open of an older store (or of a fresh one): seal what is there.
+            (None, _) => store.reseal()?,
+            // A commit reached the store but not the sidecar (a crash between the two, or a
+            // failed write): the store is ahead, which loses nothing; catch the file up.
+            (Some(seal), side) if side != Some(seal.generation) => write_sidecar(&store.dir, seal.generation)?,
+            _ => {}
+        }
+        Ok(store)
+    }
+
+    /// Checks the trust records: the digest over them against the seal, and the seal's
+    /// generation against the sidecar file. Blocking.
+    pub fn verify_trust(&self) -> Result<TrustReport, StoreError> {
+        let tree = self.db.open_tree(PINS)?;
+        let mut digest = [0u8; 32];
+        let mut records = 0;
+        let mut sealed = None;
+        let mut damage = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            if k.as_ref() == SEAL {
+                match serde_json::from_slice::<TrustSeal>(&v) {
+                    Ok(seal) => sealed = Some(seal),
+                    Err(e) => damage.push(format!("its seal record cannot be read ({e})")),
+                }
+                continue;
+            }
+            records += 1;
+            xor(&mut digest, &record_hash(&k, &v));
+            if serde_json::from_slice::<PinRecord>(&v).is_err() {
+                damage.push(format!("the record {:?} cannot be read", String::from_utf8_lossy(&k)));
+            }
+        }
+        let sidecar = read_sidecar(&self.dir)?;
+        match (sealed, sidecar) {
+            (Some(seal), _) if seal.digest != digest => damage.push(format!(
+                "its {records} trust records do not match their seal (generation {}): records were lost, changed or added",
+                seal.generation
+            )),
+            _ => {}
+        }
+        match (sealed, sidecar) {
+            (Some(seal), Some(side)) if side > seal.generation => damage.push(format!(
+                "it holds trust generation {}, but {} was acknowledged ({SIDECAR} says so): the newest approvals are gone",
+                seal.generation, side
+            )),
+            (None, Some(side)) if side > 0 => damage.push(format!(
+                "its trust records carry no seal, but {SIDECAR} names generation {side}: the records were lost"
+            )),
+            (Some(seal), None) if seal.generation > 0 => damage.push(format!(
+                "{SIDECAR} is missing beside it (the store is at trust generation {})",
+                seal.generation
+            )),
+            _ => {}
+        }
+        Ok(TrustReport { records, sealed, sidecar, damage })
+    }
+
+    /// Every trust record removed and a new seal written, one generation past anything
+    /// acknowledged before, so the sidecar agrees. Blocking; for `mcpd store reset`.
+    pub fn reset_trust(&self, keep: Vec<(String, PinRecord)>) -> Result<(), StoreError> {
+        let _guard = self.pins_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let tree = self.db.open_tree(PINS)?;
+        let before = read_sidecar(&self.dir)?.unwrap_or(0);
+        let old = tree.get(SEAL)?.and_then(|v| serde_json::from_slice::<TrustSeal>(&v).ok());
+        let mut batch = sled::Batch::default();
+        for item in tree.iter() {
+            batch.remove(item?.0);
+        }
+        let mut digest = [0u8; 32];
+        for (k, rec) in &keep {
+            let v = serde_json::to_vec(rec)?;
+            xor(&mut digest, &record_hash(k.as_bytes(), &v));
+            batch.insert(k.as_bytes(), v);
+        }
+        let generation = before.max(old.map_or(0, |s| s.generation)) + 1;
+        batch.insert(SEAL, serde_json::to_vec(&TrustSeal { generation, digest })?);
+        tree.apply_batch(batch)?;
+        self.db.flush()?;
+        write_sidecar(&self.dir, generation)
+    }
+
+    /// Seals the records as they are (a store from before seals). Blocking.
+    fn reseal(&self) -> Result<(), StoreError> {
+        let _guard = self.pins_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let tree = self.db.open_tree(PINS)?;
+        let mut digest = [0u8; 32];
+        for item in tree.iter() {
+            let (k, v) = item?;
+            if k.as_ref() != SEAL {
+                xor(&mut digest, &record_hash(&k, &v));
+            }
+        }
+        let generation = read_sidecar(&self.dir)?.unwrap_or(0) + 1;
+        tree.insert(SEAL, serde_json::to_vec(&TrustSeal { generation, digest })?)?;
+        self.db.flush()?;
+        write_sidecar(&self.dir, generation)
+    }
+
+    /// Record counts per tree, for `mcpd store verify`.
+    pub fn tree_sizes(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut out = Vec::new();
+        for name in [TOOLS, ERAS, PINS, OAUTH, AUDIT] {
+            let tree = self.db.open_tree(name)?;
+            let n = if name == PINS {
+                tree.len().saturating_sub(usize::from(tree.contains_key(SEAL)?))
+            } else {
+                tree.len()
+            };
+            out.push((name.to_owned(), n));
+        }
+        Ok(out)
     }
 
     /// Stores `value` under `key` in `tree` and flushes before returning, so an acknowledged write survives a crash.
@@ -185,6 +356,9 @@ impl Store {
         let mut out = Vec::new();
         for item in tree.iter() {
             let (k, v) = item?;
+            if k.as_ref() == SEAL {
+                continue;
+            }
             out.push((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?));
         }
         Ok(out)
@@ -192,16 +366,42 @@ impl Store {
 
     /// Writes pins as one batch and flushes before returning: an approval is acknowledged
     /// only once it is on disk.
+    ///
+    /// The same batch moves the seal one generation on (its digest updated from the records
+    /// replaced), and the sidecar is written after the flush: an approval is acknowledged
+    /// once both places know it.
     pub async fn save_pins(&self, pins: Vec<(String, PinRecord)>) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        let mut batch = sled::Batch::default();
-        for (k, rec) in &pins {
-            batch.insert(k.as_bytes(), serde_json::to_vec(rec)?);
-        }
+        let encoded: Vec<(String, Vec<u8>)> =
+            pins.iter().map(|(k, rec)| Ok((k.clone(), serde_json::to_vec(rec)?))).collect::<Result<_, StoreError>>()?;
+        let store = self.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            db.open_tree(PINS)?.apply_batch(batch)?;
-            db.flush()?;
-            Ok(())
+            let _guard = store.pins_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let tree = store.db.open_tree(PINS)?;
+            let mut seal = match tree.get(SEAL)? {
+                Some(v) => serde_json::from_slice::<TrustSeal>(&v)?,
+                // Not sealed yet (opened without `open_verified`): seal what is there first.
+                None => {
+                    let mut digest = [0u8; 32];
+                    for item in tree.iter() {
+                        let (k, v) = item?;
+                        xor(&mut digest, &record_hash(&k, &v));
+                    }
+                    TrustSeal { generation: read_sidecar(&store.dir)?.unwrap_or(0), digest }
+                }
+            };
+            let mut batch = sled::Batch::default();
+            for (k, v) in &encoded {
+                if let Some(old) = tree.get(k.as_bytes())? {
+                    xor(&mut seal.digest, &record_hash(k.as_bytes(), &old));
+                }
+                xor(&mut seal.digest, &record_hash(k.as_bytes(), v));
+                batch.insert(k.as_bytes(), v.as_slice());
+            }
+            seal.generation += 1;
+            batch.insert(SEAL, serde_json::to_vec(&seal)?);
+            tree.apply_batch(batch)?;
+            store.db.flush()?;
+            write_sidecar(&store.dir, seal.generation)
         })
         .await?
     }
@@ -402,6 +602,78 @@ fn audit_writer(
             }
             count -= removed;
         }
+    }
+}
+
+fn record_hash(key: &[u8], value: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(key);
+    h.update([0u8]);
+    h.update(value);
+    h.finalize().into()
+}
+
+fn xor(acc: &mut [u8; 32], h: &[u8; 32]) {
+    for (a, b) in acc.iter_mut().zip(h) {
+        *a ^= b;
+    }
+}
+
+/// The generation the sidecar names; `None` when there is no file.
+fn read_sidecar(dir: &Path) -> Result<Option<u64>, StoreError> {
+    let path = dir.join(SIDECAR);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let generation =
+                text.lines().find_map(|l| l.strip_prefix("generation ")).and_then(|g| g.trim().parse().ok());
+            generation.map(Some).ok_or_else(|| StoreError::TrustDamaged {
+                path: dir.to_owned(),
+                what: format!("{} cannot be read", path.display()),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Sidecar { path, source }),
+    }
+}
+
+/// Writes the sidecar atomically (a temporary file, fsync, rename, fsync of the directory),
+/// so a crash leaves the old generation or the new one, never half a file.
+fn write_sidecar(dir: &Path, generation: u64) -> Result<(), StoreError> {
+    use std::io::Write;
+    let path = dir.join(SIDECAR);
+    let tmp = dir.join(format!("{SIDECAR}.tmp"));
+    let fail = |source| StoreError::Sidecar { path: path.clone(), source };
+    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    f.write_all(
+        format!(
+            "# mcpd: the trust store's generation, kept apart from it (see `mcpd store verify`)
+generation {generation}
+"
+        )
+        .as_bytes(),
+    )
+    .map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)
+}
+
+/// `[u8; 32]` as lower-case hex in JSON.
+mod hex32 {
+    pub(crate) fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+        s.serialize_str(&hex)
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        let bytes: Vec<u8> = (0..text.len())
+            .step_by(2)
+            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| serde::de::Error::custom("the digest is not hex"))?;
+        bytes.try_into().map_err(|_| serde::de::Error::custom("the digest is not 32 bytes"))
     }
 }
 

@@ -118,3 +118,88 @@ async fn oauth_credentials_are_shared_per_identity_and_durable() {
     assert!(store.oauth_credentials("a|http|u").load().await.unwrap().is_none());
     assert!(store.oauth_identities().await.unwrap().is_empty());
 }
+
+fn pin(fp: &str) -> PinRecord {
+    PinRecord {
+        fingerprint: fp.into(),
+        definition: serde_json::json!({"name": "t"}),
+        by: "admin".into(),
+        unix_ms: 1,
+        removed: false,
+        revoked: false,
+    }
+}
+
+/// Opens with verification, retrying only while sled's lock is still held.
+fn reopen_verified(dir: &std::path::Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open_verified(dir) {
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_trust_seal_follows_commits_and_names_every_kind_of_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open_verified(dir.path()).unwrap();
+        store.save_pins(vec![("id\0a".into(), pin("sha256:1")), ("id\0b".into(), pin("sha256:2"))]).await.unwrap();
+        // Replacing a record updates the digest from the one replaced.
+        store.save_pins(vec![("id\0a".into(), pin("sha256:3"))]).await.unwrap();
+        let r = store.verify_trust().unwrap();
+        assert!(r.damage.is_empty(), "{r:?}");
+        assert_eq!((r.records, r.sealed.map(|s| s.generation), r.sidecar), (2, Some(3), Some(3)));
+    }
+    let sidecar = dir.path().join(SIDECAR);
+    let kept = std::fs::read(&sidecar).unwrap();
+
+    // The store went back a generation (sled dropped the newest entries): refused.
+    std::fs::write(&sidecar, "generation 9\n").unwrap();
+    let e = reopen_verified(dir.path()).expect_err("lost approvals");
+    assert!(e.to_string().contains("the newest approvals are gone"), "{e}");
+    // The second place gone: refused too.
+    std::fs::remove_file(&sidecar).unwrap();
+    let e = reopen_verified(dir.path()).expect_err("missing sidecar");
+    assert!(e.to_string().contains("trust-generation is missing"), "{e}");
+    std::fs::write(&sidecar, &kept).unwrap();
+
+    // A record changed behind the store's back: the digest shows it.
+    {
+        let store = reopen(dir.path());
+        store.db.open_tree(PINS).unwrap().insert("id\0a", serde_json::to_vec(&pin("sha256:evil")).unwrap()).unwrap();
+        store.db.flush().unwrap();
+    }
+    let e = reopen_verified(dir.path()).expect_err("a changed record");
+    assert!(e.to_string().contains("do not match their seal"), "{e}");
+
+    // A reset starts afresh, past every generation seen, and verifies again.
+    {
+        let store = reopen(dir.path());
+        store.reset_trust(vec![("id\0\0first-use".into(), pin(""))]).unwrap();
+        let r = store.verify_trust().unwrap();
+        assert!(r.damage.is_empty() && r.records == 1, "{r:?}");
+        assert_eq!(r.sealed.map(|s| s.generation), Some(4));
+    }
+    let store = reopen_verified(dir.path()).unwrap();
+    assert_eq!(store.load_all_pins().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_store_from_before_seals_is_sealed_at_its_first_verified_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Written the old way: records, no seal, no sidecar.
+        let store = Store::open(dir.path()).unwrap();
+        store.db.open_tree(PINS).unwrap().insert("id\0a", serde_json::to_vec(&pin("sha256:1")).unwrap()).unwrap();
+        store.db.flush().unwrap();
+    }
+    let store = reopen_verified(dir.path()).unwrap();
+    let r = store.verify_trust().unwrap();
+    assert!(r.damage.is_empty(), "{r:?}");
+    assert_eq!((r.records, r.sidecar), (1, Some(1)));
+}

@@ -8,6 +8,7 @@ use mcpd_client::Client;
 
 mod mcp;
 mod render;
+mod store;
 
 /// Exit codes (documented in README.md).
 const EXIT_FAILURE: u8 = 1;
@@ -40,6 +41,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// The state store, offline (stop the daemon first): verify it, or reset trust.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// Show every server's state, protocol, tools, last error and next retry.
     Status {
@@ -320,6 +326,7 @@ pub(crate) fn main() -> ExitCode {
             mcp::snippet(host, cli.socket, profile)
         }
         Command::Mcp { profile } => mcp::bridge(cli.socket, profile),
+        Command::Store { command } => store::run(command),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "mcpd", &mut std::io::stdout());
@@ -329,7 +336,7 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
-fn default_config_path() -> PathBuf {
+pub(crate) fn default_config_path() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         let p = PathBuf::from(dir).join("mcpd/mcpd.toml");
         if p.exists() {
@@ -740,7 +747,11 @@ async fn run_verb(socket: Option<PathBuf>, cmd: Command) -> anyhow::Result<ExitC
                 println!("{}", render::event_line(&ev, json));
             }
         }
-        Command::Serve { .. } | Command::Config { .. } | Command::Completions { .. } | Command::Mcp { .. } => {
+        Command::Serve { .. }
+        | Command::Config { .. }
+        | Command::Store { .. }
+        | Command::Completions { .. }
+        | Command::Mcp { .. } => {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     }

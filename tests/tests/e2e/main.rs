@@ -18,4 +18,5 @@ mod requests;
 mod resources;
 mod search;
 mod secrets;
+mod store;
 mod systemd;
