@@ -28,6 +28,8 @@ pub struct Daemon {
     pub config_path: PathBuf,
     pub socket_path: PathBuf,
     pub state_dir: PathBuf,
+    /// How server processes are contained, as status says it.
+    pub containment: String,
     /// The MCP front end's endpoints, once bound (status shows them).
     pub mcp: std::sync::OnceLock<McpEndpoints>,
     /// Audit records kept; shared with the audit writer thread, which reads it per batch.

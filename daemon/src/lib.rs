@@ -33,6 +33,7 @@ pub mod attach;
 pub mod backoff;
 pub mod cache;
 pub mod call;
+pub mod contain;
 pub mod daemon;
 pub mod discovery;
 pub mod error;

@@ -73,6 +73,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         },
         None => None,
     };
+    let reaper_pid = reaper.as_ref().map(Reaper::pid);
     let root = CancellationToken::new();
     let registry = Arc::new(Registry::default());
     apply_search_model(&registry, config.daemon.search_model.clone()).await;
@@ -89,6 +90,56 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     trust.tofu_window_ms.store(config.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     let metrics = Arc::new(Metrics::default());
     let oauth = Arc::new(crate::oauth::OAuth::new(Some(store.clone())));
+    let containment =
+        Arc::new(crate::contain::Containment::detect(config.daemon.containment, opts.reaper_exe.as_deref()));
+    if let (Some(base), Some(r)) = (containment.base(), &reaper) {
+        r.register_cgroup(base);
+    }
+    if let (crate::contain::Containment::ProcessTree, Some(r)) = (containment.as_ref(), reaper.clone()) {
+        // Helpers that outlived their server's process and were adopted by us (a subreaper)
+        // are handed to the reaper, so a SIGKILLed daemon does not leave them either.
+        // Likewise what left a server's group while the server runs (`setsid`): a server
+        // whose stdin closes with the daemon may exit before the reaper can look under it.
+        let stop = root.child_token();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut told = std::collections::HashSet::new();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let leaders = crate::transport::stdio::leader_pids();
+                if leaders.is_empty() {
+                    continue;
+                }
+                let r = r.clone();
+                let known_told = std::mem::take(&mut told);
+                let scan = tokio::task::spawn_blocking(move || {
+                    let mut known = leaders.clone();
+                    known.insert(r.pid());
+                    for p in crate::contain::adopted(&known) {
+                        if let Some(g) = crate::contain::group_of(p.pid) {
+                            r.register(g);
+                        }
+                    }
+                    let roots: Vec<i32> = leaders.iter().copied().collect();
+                    let mut now = std::collections::HashSet::new();
+                    for p in crate::contain::descendants_of(&roots) {
+                        let strayed = crate::contain::group_of(p.pid).is_some_and(|g| !leaders.contains(&g));
+                        if strayed {
+                            if !known_told.contains(&p) {
+                                r.register_proc(p);
+                            }
+                            now.insert(p);
+                        }
+                    }
+                    now
+                });
+                told = scan.await.unwrap_or_default();
+            }
+        });
+    }
     let ctx = SessionContext {
         registry: registry.clone(),
         attachments: attachments.clone(),
@@ -100,6 +151,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         reaper,
         oauth: oauth.clone(),
         start_slots: Arc::new(tokio::sync::Semaphore::new(crate::session::start_slots(config.daemon.max_starting))),
+        containment: containment.clone(),
     };
     let core = Arc::new(CallCore {
         registry,
@@ -121,6 +173,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
         config_path: opts.config_path.clone(),
         socket_path: opts.socket.clone(),
         state_dir: opts.state_dir.clone(),
+        containment: containment.describe(),
         mcp: std::sync::OnceLock::new(),
         audit_max_entries: audit_max,
         reload_lock: tokio::sync::Mutex::new(()),
@@ -244,6 +297,11 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     if tokio::time::timeout(grace + Duration::from_secs(5), shutdown).await.is_err() {
         tracing::warn!("shutdown did not finish within {grace:?}; exiting anyway");
     }
+    // What the servers left behind: orphans we adopted, and our cgroup subtree.
+    let mut known = crate::transport::stdio::leader_pids();
+    known.extend(reaper_pid);
+    containment.sweep_adopted(&known);
+    containment.close();
     root.cancel();
     if let Some(w) = watchdog {
         w.abort();

@@ -44,6 +44,7 @@ pub(crate) fn context(config: &Config) -> (SessionContext, LiveHandle) {
         reaper: None,
         oauth: Arc::new(crate::oauth::OAuth::new(None)),
         start_slots: Arc::new(tokio::sync::Semaphore::new(4)),
+        containment: Arc::new(crate::contain::Containment::ProcessTree),
     };
     (ctx, live)
 }

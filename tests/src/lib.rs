@@ -176,6 +176,11 @@ impl TestDaemon {
     ) -> Self {
         let socket = dir.path().join("run/mcpd.sock");
         let config = dir.path().join("mcpd.toml");
+        // MCPD_TEST_CONTAINMENT=process-tree runs the suite without cgroups where they exist.
+        let daemon_extra = match std::env::var("MCPD_TEST_CONTAINMENT") {
+            Ok(mode) if !daemon_extra.contains("containment") => format!("{daemon_extra}\ncontainment = {}", q(mode)),
+            _ => daemon_extra.to_owned(),
+        };
         let body = format!(
             "[daemon]\nsocket = {}\nstate_dir = {}\nshutdown_grace = \"2s\"\nlog_level = \"info,mcpd=debug\"\n{daemon_extra}\n\n{servers}",
             q(socket.display().to_string()),
@@ -330,6 +335,20 @@ pub fn alive(pid: u32) -> bool {
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
+    }
+}
+
+/// Polls `pred` every 20 ms until it holds (true) or `within` passes (false).
+pub fn wait_until(within: Duration, pred: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -48,7 +48,9 @@ pub use model::{
     Condition, ConditionTest, InputSchema, PIPELINE_DEFAULT_DEPTH, PIPELINE_MAX_DEPTH, ParallelBranch, Pattern,
     PipelineConfig, PipelineStep, Route, StepKind, ToolCall,
 };
-pub use model::{DEFAULT_PROFILE, Discovery, McpAuth, McpHttpConfig, NameStyle, ProfileConfig, TlsFiles};
+pub use model::{
+    ContainmentMode, DEFAULT_PROFILE, Discovery, McpAuth, McpHttpConfig, NameStyle, ProfileConfig, TlsFiles,
+};
 pub use model::{OAuthConfig, OAuthGrant, SamplingConfig, SamplingRoute};
 pub use pipeline::{PIPELINE_SERVER, Piece, parse_template, split_path};
 pub use problem::{ConfigError, Problem};

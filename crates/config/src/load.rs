@@ -35,6 +35,7 @@ const DAEMON_KEYS: &[&str] = &[
     "tofu_window",
     "search_model",
     "max_starting",
+    "containment",
 ];
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -233,6 +234,17 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
         match key {
             "socket" => keep(&mut d.socket, ctx.path(key, v).map(Some)),
             "state_dir" => keep(&mut d.state_dir, ctx.path(key, v).map(Some)),
+            "containment" => keep(
+                &mut d.containment,
+                ctx.choice(
+                    key,
+                    v,
+                    &[
+                        ("auto", super::model::ContainmentMode::Auto),
+                        ("process-tree", super::model::ContainmentMode::ProcessTree),
+                    ],
+                ),
+            ),
             "max_starting" => {
                 keep(&mut d.max_starting, ctx.integer(key, v, 0, Some(1024)).and_then(|n| usize::try_from(n).ok()))
             }

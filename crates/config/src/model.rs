@@ -102,6 +102,19 @@ pub struct DaemonConfig {
     /// the CPU count. A start storm of heavy servers otherwise starves every one of them
     /// past its connect timeout.
     pub max_starting: usize,
+    /// How server processes are contained (`containment`).
+    pub containment: ContainmentMode,
+}
+
+/// `[daemon] containment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContainmentMode {
+    /// A cgroup v2 per server where the daemon may create them, else the process tree.
+    #[default]
+    Auto,
+    /// Process groups, `/proc` descendants and the daemon as child subreaper, even where
+    /// cgroups could be used.
+    ProcessTree,
 }
 
 /// `[daemon] mcp_*`: the MCP front end's Streamable HTTP endpoint.
@@ -251,6 +264,7 @@ impl Default for DaemonConfig {
             tofu_window: Duration::from_secs(30),
             search_model: None,
             max_starting: 0,
+            containment: ContainmentMode::Auto,
             mcp: McpHttpConfig::default(),
         }
     }

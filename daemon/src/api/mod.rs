@@ -273,6 +273,7 @@ impl Mcpd for Api {
                 mcp_token_file: mcp.token_file.map(|p| p.display().to_string()).unwrap_or_default(),
                 mcp_profiles,
                 mcp_tls: mcp.tls,
+                containment: d.containment.clone(),
             }),
             servers: d.core.supervisor.upstreams().iter().map(|u| server_pb(d, u)).collect(),
         }))

@@ -96,7 +96,8 @@ pub(crate) fn status_table(st: &pb::StatusResponse) -> String {
                 out.push_str(&format!(", {scheme}://{}/mcp with the token in {}", safe(addr), safe(&d.mcp_token_file)))
             }
         }
-        out.push_str(&format!("; profiles {}\n\n", safe(&d.mcp_profiles.join(", "))));
+        out.push_str(&format!("; profiles {}\n", safe(&d.mcp_profiles.join(", "))));
+        out.push_str(&format!("servers contained by {}\n\n", safe(&d.containment)));
     }
     let mut rows = vec![
         ["SERVER", "TRANSPORT", "PROTOCOL", "STATE", "TOOLS", "UPTIME", "NEXT RETRY", "LAST ERROR"]
@@ -134,6 +135,7 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
                 "socket": d.mcp_socket, "listen": d.mcp_listen, "auth": d.mcp_auth, "tls": d.mcp_tls,
                 "token_file": d.mcp_token_file, "profiles": d.mcp_profiles,
             },
+            "containment": d.containment,
         })),
         "servers": st.servers.iter().map(|s| json!({
             "name": s.name, "transport": s.transport, "target": s.target, "state": state_name(s.state),
@@ -142,6 +144,7 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
             "uptime_ms": s.uptime_ms, "connects": s.connects, "pid": s.pid,
             "server_name": s.server_name, "server_version": s.server_version,
             "in_flight": s.in_flight, "reconnects": s.reconnects,
+            "waiting_for_start_slot": s.waiting_for_start_slot,
             "tool_stats": s.tool_stats.iter().map(|t| json!({
                 "tool": t.tool, "calls": t.calls, "errors": t.errors, "mean_latency_us": t.mean_latency_us,
             })).collect::<Vec<_>>(),

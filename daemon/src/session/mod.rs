@@ -65,6 +65,8 @@ pub struct SessionContext {
     pub oauth: Arc<crate::oauth::OAuth>,
     /// Start slots: a stdio server holds one from its spawn through its handshake.
     pub start_slots: Arc<tokio::sync::Semaphore>,
+    /// How server processes are contained (cgroups or the process tree).
+    pub containment: Arc<crate::contain::Containment>,
 }
 
 /// How many stdio servers may start at once for `[daemon] max_starting` (0: twice the CPUs).
@@ -483,7 +485,7 @@ async fn connect_with(
                 &env,
                 cwd.as_deref(),
                 fault.clone(),
-                ctx.reaper.as_ref(),
+                transport::stdio::Keepers { reaper: ctx.reaper.as_ref(), containment: &ctx.containment },
             )
             .map_err(|e| ConnectError::Setup(e.to_string()))?;
             (t, Some(c))

@@ -38,6 +38,32 @@ pub struct StdioChild {
     pgid: Option<Pid>,
     grace: Duration,
     reaper: Option<Reaper>,
+    /// The server's cgroup (cgroup containment); `None`: the process tree contains it.
+    cell: Option<crate::contain::Cell>,
+}
+
+/// Leaders of the stdio servers running now: the daemon's own children, told apart from
+/// what it adopted as a subreaper.
+static LEADERS: std::sync::Mutex<Option<std::collections::HashSet<i32>>> = std::sync::Mutex::new(None);
+
+fn leaders(f: impl FnOnce(&mut std::collections::HashSet<i32>)) {
+    let mut g = LEADERS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(Default::default));
+}
+
+/// The running servers' leader pids.
+pub fn leader_pids() -> std::collections::HashSet<i32> {
+    let mut out = Default::default();
+    leaders(|l| out = l.clone());
+    out
+}
+
+/// What keeps a server from outliving mcpd: the reaper (if the daemon dies) and the
+/// containment (cgroup or process tree).
+#[derive(Clone, Copy)]
+pub struct Keepers<'a> {
+    pub reaper: Option<&'a Reaper>,
+    pub containment: &'a crate::contain::Containment,
 }
 
 /// Spawns the server and wraps its pipes in an rmcp transport.
@@ -48,9 +74,25 @@ pub fn spawn(
     env: &[(String, String)],
     cwd: Option<&std::path::Path>,
     fault: FaultSlot,
-    reaper: Option<&Reaper>,
+    keep: Keepers<'_>,
 ) -> Result<(AnyTransport, StdioChild), SpawnError> {
-    let mut cmd = Command::new(command);
+    let Keepers { reaper, containment } = keep;
+    // Contained in a cgroup: the server starts as `mcpd __contain CELL COMMAND ARGS`, which
+    // joins the cell and execs the server (same pid), so nothing it runs is ever outside.
+    let cell = containment.launcher().and_then(|_| containment.cell(&upstream.name));
+    let mut cmd = match (containment.launcher(), &cell) {
+        (Some(exe), Some(cell)) => {
+            if resolve(command, cwd).is_none() {
+                let source =
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+                return Err(SpawnError::Spawn { command: command.to_owned(), source });
+            }
+            let mut c = Command::new(exe);
+            c.arg("__contain").arg(cell.path()).arg(command);
+            c
+        }
+        _ => Command::new(command),
+    };
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()))
@@ -70,12 +112,26 @@ pub fn spawn(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn { command: command.to_owned(), source })?;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(source) => {
+            if let Some(c) = &cell {
+                c.kill();
+            }
+            return Err(SpawnError::Spawn { command: command.to_owned(), source });
+        }
+    };
     let pid = child.id().ok_or(SpawnError::NoPid)?;
     let pgid = Pid::from_raw(pid as i32);
     if let (Some(r), Some(p)) = (reaper, pgid) {
         r.register(p.as_raw_nonzero().get());
     }
+    if let (Some(r), Some(c)) = (reaper, &cell) {
+        r.register_cgroup(c.path());
+    }
+    leaders(|l| {
+        l.insert(pid as i32);
+    });
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         // Unreachable with piped stdio; kill what we started rather than leak it.
@@ -110,7 +166,7 @@ pub fn spawn(
     let transport = AnyTransport::Stdio(
         rmcp::transport::async_rw::AsyncRwTransport::new(reader, stdin).with_max_line_length(limit.saturating_add(1)),
     );
-    Ok((transport, StdioChild { child, pgid, grace: upstream.config.shutdown_grace, reaper: reaper.cloned() }))
+    Ok((transport, StdioChild { child, pgid, grace: upstream.config.shutdown_grace, reaper: reaper.cloned(), cell }))
 }
 
 // === impl StdioChild ===
@@ -128,6 +184,9 @@ impl StdioChild {
     /// how a well-behaved server learns to exit; then SIGTERM, then SIGKILL, each to the
     /// whole group, so nothing the server started survives it.
     pub async fn shutdown(mut self) -> String {
+        // What the server started, found while it still is their parent: a `setsid` helper
+        // leaves the group but not the tree (the process-tree way; a cell holds them all).
+        let tree = self.tree();
         let mut how = match tokio::time::timeout(self.grace, self.child.wait()).await {
             Ok(Ok(status)) => Some(describe(status)),
             _ => None,
@@ -147,12 +206,40 @@ impl StdioChild {
                 _ => "did not exit after SIGKILL".to_owned(),
             },
         };
-        if let (Some(r), Some(p)) = (&self.reaper, self.pgid) {
-            r.unregister(p.as_raw_nonzero().get());
-        }
+        self.sweep(&tree);
         // The leader is reaped, so its pid may be reused: never signal this group again.
         self.pgid = None;
         how
+    }
+
+    /// The server's descendants now (process-tree containment only).
+    fn tree(&self) -> Vec<crate::contain::Proc> {
+        match (&self.cell, self.pgid) {
+            (None, Some(p)) => crate::contain::descendants(p.as_raw_nonzero().get()),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Ends whatever is left of the server: its cell, or the descendants found before, and
+    /// tells the reaper it need not.
+    fn sweep(&mut self, tree: &[crate::contain::Proc]) {
+        match self.cell.take() {
+            Some(cell) => {
+                cell.kill();
+                if let Some(r) = &self.reaper {
+                    r.unregister_cgroup(cell.path());
+                }
+            }
+            None => crate::contain::kill_found(tree),
+        }
+        if let (Some(r), Some(p)) = (&self.reaper, self.pgid) {
+            r.unregister(p.as_raw_nonzero().get());
+        }
+        if let Some(p) = self.pgid {
+            leaders(|l| {
+                l.remove(&p.as_raw_nonzero().get());
+            });
+        }
     }
 
     fn signal(&self, sig: Signal) {
@@ -165,11 +252,10 @@ impl StdioChild {
 
 impl Drop for StdioChild {
     fn drop(&mut self) {
-        // Dropped without shutdown (task aborted): never leave the group behind.
+        // Dropped without shutdown (task aborted): never leave anything behind.
+        let tree = self.tree();
         self.signal(Signal::KILL);
-        if let (Some(r), Some(p)) = (&self.reaper, self.pgid) {
-            r.unregister(p.as_raw_nonzero().get());
-        }
+        self.sweep(&tree);
     }
 }
 
@@ -180,4 +266,21 @@ fn describe(status: std::process::ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "exited".to_owned(),
     }
+}
+
+/// `command` as exec would find it (a path, or the first match on `PATH`), so a missing
+/// command fails at spawn as it would without the launcher in between.
+fn resolve(command: &str, cwd: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if command.contains('/') {
+        // A relative path is relative to the server's working directory, as exec sees it.
+        let p = match cwd {
+            Some(dir) => dir.join(command),
+            None => std::path::PathBuf::from(command),
+        };
+        return runnable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    std::env::split_paths(&path).map(|d| d.join(command)).find(|p| runnable(p))
 }

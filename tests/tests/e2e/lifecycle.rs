@@ -282,3 +282,58 @@ async fn a_start_storm_of_forty_python_servers_converges_without_restarts() {
     assert!(!log.contains("session ended"), "a start failed:\n{log}");
     assert!(saw_queued, "status never showed a server waiting for a start slot");
 }
+
+/// A server that starts helpers which leave its process group: one with `setsid`, one by a
+/// double fork (its parent exits, so it is orphaned). Both must end with the server, when
+/// the daemon stops and when it is SIGKILLed, in either containment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helpers_that_leave_the_process_group_do_not_outlive_mcpd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("wrapper.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000' \"$1.setsid\" &\n\
+         ( setsid sh -c 'echo $$ > \"$0\"; exec sleep 1001' \"$1.orphan\" & ) &\n\
+         exec \"$2\"\n",
+    )
+    .expect("write wrapper");
+    for (mode, expect) in [("process-tree", "process tree"), ("auto", "")] {
+        for kill in [false, true] {
+            let pids = dir.path().join(format!("{mode}-{kill}"));
+            let server = format!(
+                "[servers.h]\ncommand = \"/bin/sh\"\nargs = [{}, {}, {}]\n",
+                q(script.display().to_string()),
+                q(pids.display().to_string()),
+                q(fault_server_bin().display().to_string())
+            );
+            let mut d = TestDaemon::start_with(&format!("containment = {}", q(mode)), &server);
+            d.wait_all_ready(READY).await;
+            let st = d.client().await.status().await.expect("status");
+            let how = st.daemon.map(|i| i.containment).unwrap_or_default();
+            assert!(!how.is_empty() && how.contains(expect), "{mode}: {how}");
+            let setsid = read_pids(&pids.with_extension("setsid"), Duration::from_secs(5))[0];
+            let orphan = read_pids(&pids.with_extension("orphan"), Duration::from_secs(5))[0];
+            assert!(alive(setsid) && alive(orphan), "{mode}: the helpers run");
+            // The orphan's adoption is noticed within a second (process tree).
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            if kill {
+                d.signal(Signal::KILL);
+                d.wait_exit(Duration::from_secs(10));
+            } else {
+                d.stop();
+            }
+            let left = wait_gone(&[setsid, orphan], Duration::from_secs(2));
+            // Nothing of the daemon's cgroup subtree is left either.
+            if let Some(base) = how.strip_prefix("cgroup v2 (").and_then(|r| r.strip_suffix(')')) {
+                let gone = wait_until(Duration::from_secs(3), || !std::path::Path::new(base).exists());
+                assert!(gone, "{mode} kill={kill}: {base} is left");
+            }
+            assert!(
+                left.is_empty(),
+                "{mode} kill={kill} ({how}): still running {left:?} of setsid {setsid} orphan {orphan}\n{}",
+                d.log_text()
+            );
+        }
+    }
+}
