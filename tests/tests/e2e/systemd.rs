@@ -117,6 +117,7 @@ fn check_contract(unit: &str, which: &str) {
          (shutdown_grace {DEFAULT_SHUTDOWN_GRACE:?} + {SHUTDOWN_SLACK:?})"
     );
     assert_eq!(service_value(unit, "KillMode", which), "control-group", "{which}");
+    assert_eq!(service_value(unit, "Delegate", which), "yes", "{which}: mcpd makes a cgroup per server");
     assert_eq!(service_value(unit, "Restart", which), "on-failure", "{which}");
     for dir in ["RuntimeDirectory", "StateDirectory", "ConfigurationDirectory"] {
         assert_eq!(service_value(unit, dir, which), "mcpd", "{which}: {dir}");
