@@ -43,6 +43,12 @@ section "tool search benchmark, bounded (target/debug/mcpd-search-bench --scale 
 search_model=$(ls -d "$MCPD_PEERS"/venv/lib/python3*/site-packages/static_model/model | head -n 1)
 target/debug/mcpd-search-bench --scale 1000 --searches 200 --model "$search_model"
 
+# The fault suite's bounded form: crash cycles in both containments (cgroups where this
+# machine lets mcpd make them, and the process tree); the full run is in tests/bench/README.md.
+section "fault suite, bounded (target/debug/mcpd-chaos --cycles 40, both containments)"
+target/debug/mcpd-chaos --cycles 40 --seed 1
+MCPD_TEST_CONTAINMENT=process-tree target/debug/mcpd-chaos --cycles 40 --seed 2
+
 if [ -f tests/conformance.sh ]; then
     section "conformance (tests/conformance.sh)"
     bash tests/conformance.sh

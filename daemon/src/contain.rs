@@ -40,6 +40,11 @@ pub struct Cell {
 
 static CELLS: AtomicU64 = AtomicU64::new(0);
 
+/// Woken when a stdio server starts: under process-tree containment the daemon then looks
+/// for its strays soon, not only at the next periodic scan (servers often start helpers at
+/// once, and a daemon killed right after a start would otherwise leave them).
+pub static SPAWNED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 impl Containment {
     /// Chooses at start: a cgroup subtree of our own when `mode` allows it and the kernel
     /// and permissions do, else the process tree. The choice is logged and in `status`.

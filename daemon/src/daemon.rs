@@ -90,7 +90,7 @@ impl Daemon {
                     .tofu_window_ms
                     .store(next.daemon.tofu_window.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 core.requests.sampler.apply(&next);
-                crate::serve::apply_search_model(&core.registry, next.daemon.search_model.clone()).await;
+                crate::registry::apply_search_model(&core.registry, next.daemon.search_model.clone()).await;
                 tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
                 // One swap: config, limits (which start afresh: a reload is rare, a burst
                 // after it is fine), pipelines and providers change together, before the

@@ -310,5 +310,24 @@ pub struct PinItem {
     pub blocks_auto_trust: bool,
 }
 
+/// Puts `[daemon] search_model` to use (on the blocking pool: the model's files are read). A
+/// model that cannot be loaded is logged and search stays lexical: the daemon's main job does
+/// not depend on it.
+pub async fn apply_search_model(registry: &Arc<Registry>, dir: Option<std::path::PathBuf>) {
+    let r = registry.clone();
+    let shown = dir.as_ref().map(|d| d.display().to_string());
+    match tokio::task::spawn_blocking(move || r.use_search_model(dir.as_deref())).await {
+        Ok(Ok(())) => {
+            if let Some(d) = shown {
+                tracing::info!(model = %d, "tool search ranks with the semantic model");
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "tool search's semantic model was not loaded; search stays as it was")
+        }
+        Err(e) => tracing::error!(error = %e, "loading tool search's semantic model failed"),
+    }
+}
+
 #[cfg(test)]
 mod tests;

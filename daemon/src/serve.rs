@@ -76,7 +76,7 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     let reaper_pid = reaper.as_ref().map(Reaper::pid);
     let root = CancellationToken::new();
     let registry = Arc::new(Registry::default());
-    apply_search_model(&registry, config.daemon.search_model.clone()).await;
+    crate::registry::apply_search_model(&registry, config.daemon.search_model.clone()).await;
     let events = EventBus::default();
     let attachments = Arc::new(Attachments::default());
     let cache = ResourceCache::new(config.daemon.resource_cache_bytes as u64);
@@ -108,6 +108,8 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
+                    // A server started: give it a moment to start its helpers, then look.
+                    _ = crate::contain::SPAWNED.notified() => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
                 let leaders = crate::transport::stdio::leader_pids();
                 if leaders.is_empty() {
@@ -325,23 +327,4 @@ fn spawn_watchdog(root: CancellationToken) -> Option<tokio::task::JoinHandle<()>
             }
         }
     }))
-}
-
-/// Puts `[daemon] search_model` to use (on the blocking pool: the model's files are read). A
-/// model that cannot be loaded is logged and search stays lexical: the daemon's main job does
-/// not depend on it.
-pub async fn apply_search_model(registry: &Arc<Registry>, dir: Option<std::path::PathBuf>) {
-    let r = registry.clone();
-    let shown = dir.as_ref().map(|d| d.display().to_string());
-    match tokio::task::spawn_blocking(move || r.use_search_model(dir.as_deref())).await {
-        Ok(Ok(())) => {
-            if let Some(d) = shown {
-                tracing::info!(model = %d, "tool search ranks with the semantic model");
-            }
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "tool search's semantic model was not loaded; search stays as it was")
-        }
-        Err(e) => tracing::error!(error = %e, "loading tool search's semantic model failed"),
-    }
 }

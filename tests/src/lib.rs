@@ -17,8 +17,10 @@ pub fn repo_root() -> PathBuf {
 /// A binary of this workspace, built next to the test executable (`target/<profile>/NAME`).
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/test-hash -> target/<profile>/NAME
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    // target/<profile>/deps/test-hash -> target/<profile>/NAME; a binary of this crate (the
+    // chaos suite) is in target/<profile> itself.
+    let parent = exe.parent().expect("target dir");
+    let dir = if parent.ends_with("deps") { parent.parent().expect("target dir") } else { parent };
     let p = dir.join(name);
     assert!(
         p.exists(),

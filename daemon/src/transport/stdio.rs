@@ -132,6 +132,7 @@ pub fn spawn(
     leaders(|l| {
         l.insert(pid as i32);
     });
+    crate::contain::SPAWNED.notify_one();
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         // Unreachable with piped stdio; kill what we started rather than leak it.
