@@ -126,7 +126,7 @@ async fn ready(d: &TestDaemon, servers: &[&str], within: Duration) -> Result<mcp
         let up = |n: &&str| {
             st.servers.iter().any(|s| s.name == *n && s.state == mcpd_client::proto::ServerState::Ready as i32)
         };
-        if servers.iter().all(|n| up(n)) {
+        if servers.iter().all(up) {
             return Ok(c);
         }
         if tokio::time::Instant::now() > deadline {
