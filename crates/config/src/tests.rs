@@ -1491,3 +1491,66 @@ fn mcp_front_end_mistakes_are_all_reported() {
     let bare = super::tests::problems("[servers.a]\ncommand = \"x\"\n[profiles.y]\nnames = \"bare\"\n");
     assert!(bare.iter().any(|p| p.contains("exactly one server")), "{bare:#?}");
 }
+
+/// Property tests (proptest; `PROPTEST_CASES` raises the bounded count CI runs): the loader
+/// and the import take any text without panicking, report problems with positions inside
+/// the text, and a damaged real config is refused or loaded, never half-applied.
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../config/mcpd.example.toml");
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+        ProptestConfig { cases, ..ProptestConfig::default() }
+    }
+
+    fn load(src: &str) -> Result<Config, crate::ConfigError> {
+        crate::load_str(src, Path::new("/etc/mcpd/mcpd.toml"), &|_| Some("value-from-env".into()))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_text_is_loaded_or_refused_with_every_problem_placed(src in any::<String>()) {
+            if let Err(e) = load(&src) {
+                prop_assert!(!e.problems.is_empty());
+                let lines = src.lines().count().max(1);
+                for p in e.problems.iter().filter(|p| p.file == Path::new("/etc/mcpd/mcpd.toml")) {
+                    prop_assert!(p.line >= 1 && p.line <= lines + 1, "{p} beyond {lines} lines");
+                }
+            }
+        }
+
+        #[test]
+        fn a_damaged_example_config_is_loaded_or_refused(at in 0usize..EXAMPLE.len(), len in 0usize..64, junk in any::<String>()) {
+            let mut src = EXAMPLE.to_owned();
+            let start = (0..=at).rev().find(|i| src.is_char_boundary(*i)).unwrap_or(0);
+            let end = (start + len).min(src.len());
+            let end = (end..=src.len()).find(|i| src.is_char_boundary(*i)).unwrap_or(src.len());
+            src.replace_range(start..end, &junk);
+            let _ = load(&src);
+        }
+
+        #[test]
+        fn any_client_config_is_imported_or_refused(src in any::<String>()) {
+            let _ = crate::import::import(&src, None);
+        }
+
+        #[test]
+        fn json_shaped_client_configs_import_to_toml_that_loads(names in proptest::collection::vec("[a-zA-Z0-9 _.-]{1,20}", 1..6), cmd in "[a-z/]{1,12}") {
+            let servers: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .map(|n| (n.clone(), serde_json::json!({"command": cmd, "args": ["--flag", n]})))
+                .collect();
+            let src = serde_json::json!({"mcpServers": servers}).to_string();
+            if let Ok(imported) = crate::import::import(&src, None) {
+                // What import writes is a config the loader accepts (its own check says so too).
+                prop_assert!(load(&imported.toml).is_ok(), "{}", imported.toml);
+            }
+        }
+    }
+}

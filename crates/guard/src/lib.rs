@@ -15,6 +15,9 @@ pub mod known;
 pub mod redact;
 pub mod ssrf;
 
+#[cfg(test)]
+mod props;
+
 /// An error with its causes, `: `-separated (a cause its parent already quotes is skipped):
 /// many libraries' own messages ("error sending request") say little without them.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

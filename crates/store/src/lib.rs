@@ -389,19 +389,39 @@ impl Store {
                     TrustSeal { generation: read_sidecar(&store.dir)?.unwrap_or(0), digest }
                 }
             };
+            let before = tree.get(SEAL)?;
             let mut batch = sled::Batch::default();
+            // What this commit replaces, to put back if it cannot be acknowledged.
+            let mut undo = sled::Batch::default();
             for (k, v) in &encoded {
-                if let Some(old) = tree.get(k.as_bytes())? {
-                    xor(&mut seal.digest, &record_hash(k.as_bytes(), &old));
+                match tree.get(k.as_bytes())? {
+                    Some(old) => {
+                        xor(&mut seal.digest, &record_hash(k.as_bytes(), &old));
+                        undo.insert(k.as_bytes(), old);
+                    }
+                    None => undo.remove(k.as_bytes()),
                 }
                 xor(&mut seal.digest, &record_hash(k.as_bytes(), v));
                 batch.insert(k.as_bytes(), v.as_slice());
             }
             seal.generation += 1;
             batch.insert(SEAL, serde_json::to_vec(&seal)?);
+            match before {
+                Some(b) => undo.insert(SEAL, b),
+                None => undo.remove(SEAL),
+            }
             tree.apply_batch(batch)?;
-            store.db.flush()?;
-            write_sidecar(&store.dir, seal.generation)
+            let acknowledged =
+                store.db.flush().map_err(StoreError::from).and_then(|_| write_sidecar(&store.dir, seal.generation));
+            if let Err(e) = acknowledged {
+                // Not acknowledged, so not kept: a full disk must not leave a pin the admin was
+                // told failed (best effort: the undo needs the disk too).
+                if let Err(undo_err) = tree.apply_batch(undo).and_then(|_| store.db.flush().map(|_| ())) {
+                    tracing::error!(error = %undo_err, "cannot undo a trust commit that failed");
+                }
+                return Err(e);
+            }
+            Ok(())
         })
         .await?
     }

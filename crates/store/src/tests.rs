@@ -203,3 +203,25 @@ async fn a_store_from_before_seals_is_sealed_at_its_first_verified_open() {
     assert!(r.damage.is_empty(), "{r:?}");
     assert_eq!((r.records, r.sidecar), (1, Some(1)));
 }
+
+#[tokio::test]
+async fn a_trust_commit_that_cannot_be_acknowledged_leaves_no_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_verified(dir.path()).unwrap();
+    store.save_pins(vec![("id\0a".into(), pin("sha256:1"))]).await.unwrap();
+    // The second place cannot be written (what a full disk does to it): the rename over a
+    // non-empty directory fails.
+    let sidecar = dir.path().join(SIDECAR);
+    std::fs::remove_file(&sidecar).unwrap();
+    std::fs::create_dir_all(sidecar.join("blocked")).unwrap();
+    let e = store.save_pins(vec![("id\0b".into(), pin("sha256:2")), ("id\0a".into(), pin("sha256:3"))]).await;
+    assert!(matches!(e, Err(StoreError::Sidecar { .. })), "{e:?}");
+    // Nothing of the failed commit stayed: b absent, a as it was, the seal as it was.
+    let pins = store.load_all_pins().unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].1.fingerprint, "sha256:1");
+    std::fs::remove_dir_all(&sidecar).unwrap();
+    std::fs::write(&sidecar, "generation 1\n").unwrap();
+    let r = store.verify_trust().unwrap();
+    assert!(r.damage.is_empty() && r.sealed.map(|s| s.generation) == Some(2), "{r:?}");
+}

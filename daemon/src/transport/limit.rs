@@ -101,6 +101,76 @@ mod tests {
         assert_eq!(r.scan(b"{\"a\":1}\n[1]\n  {\"b\":2}\r\n\n"), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..Default::default()
+        })]
+
+        /// However the bytes arrive, the guard's verdict is the same as for them whole, and
+        /// nothing it lets through has a line over the limit or one not starting a JSON value.
+        #[test]
+        fn the_verdict_does_not_depend_on_how_bytes_arrive(
+            // Mostly what lines are made of, so valid streams are common, not only garbage.
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'{'), proptest::prelude::Just(b'['), proptest::prelude::Just(b'\n'),
+                    proptest::prelude::Just(b' '), proptest::prelude::Just(b'\r'), proptest::prelude::Just(b'a'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..600,
+            ),
+            cuts in proptest::collection::vec(0usize..600, 0..8),
+            limit in 1usize..64,
+        ) {
+            let whole = reader(limit).scan(&bytes);
+            let mut r = reader(limit);
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            points.sort_unstable();
+            let mut last = 0;
+            let mut chunked = None;
+            for p in points.into_iter().chain([bytes.len()]) {
+                if chunked.is_none() {
+                    chunked = r.scan(&bytes[last..p]);
+                }
+                last = p;
+            }
+            proptest::prop_assert_eq!(&whole, &chunked);
+            if whole.is_none() {
+                for line in bytes.split(|b| *b == b'\n') {
+                    proptest::prop_assert!(line.len() <= limit);
+                    if let Some(first) = line.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\r')) {
+                        proptest::prop_assert!(matches!(first, b'{' | b'['), "a line starts with {:?}", *first as char);
+                    }
+                }
+            }
+        }
+
+        /// The JSON-RPC decoding every line goes through takes any bytes without panicking.
+        #[test]
+        fn any_line_is_decoded_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = serde_json::from_slice::<rmcp::service::RxJsonRpcMessage<rmcp::RoleClient>>(&bytes);
+            let _ = serde_json::from_slice::<rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>>(&bytes);
+        }
+
+        /// Lines shaped like JSON-RPC (objects with its keys, any values) decode or are refused.
+        #[test]
+        fn json_rpc_shaped_lines_are_decoded_or_refused(
+            id in proptest::prelude::any::<Option<i64>>(),
+            method in "[a-z/_]{0,24}",
+            key in "[a-zA-Z_]{0,10}",
+            value in proptest::prelude::any::<String>(),
+        ) {
+            let mut msg = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": {key.clone(): value.clone()}});
+            if let Some(id) = id {
+                msg["id"] = id.into();
+            }
+            let _ = serde_json::from_value::<rmcp::service::RxJsonRpcMessage<rmcp::RoleClient>>(msg.clone());
+            msg["result"] = serde_json::json!({key: value});
+            let _ = serde_json::from_value::<rmcp::service::RxJsonRpcMessage<rmcp::RoleClient>>(msg);
+        }
+    }
+
     #[test]
     fn rejects_garbage_and_oversize() {
         assert_eq!(reader(100).scan(b"hello\n"), Some(Fault::NotJson { first_byte: b'h' }));

@@ -162,3 +162,43 @@ impl Drop for LegacySseTransport {
         self.reader.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..Default::default()
+        })]
+
+        /// The legacy SSE parser takes any bytes in any chunks without panicking, and never
+        /// makes up more data than it was given.
+        #[test]
+        fn any_event_stream_is_parsed_without_panicking(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), 0..12),
+            shaped in proptest::collection::vec("(event: [a-z]{0,8}\n|data: [ -~]{0,20}\n|id: [0-9]{0,3}\n|retry: [0-9]{0,4}\n|:[ -~]{0,10}\n|\n|\r\n)", 0..16),
+        ) {
+            let mut all = chunks;
+            all.push(shaped.concat().into_bytes());
+            let total: usize = all.iter().map(Vec::len).sum();
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let data: usize = rt.block_on(async {
+                let stream = futures::stream::iter(
+                    all.into_iter().map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
+                );
+                let mut events = Box::pin(sse_stream::SseStream::from_bytes_stream(stream));
+                let mut data = 0;
+                while let Some(ev) = events.next().await {
+                    match ev {
+                        Ok(ev) => data += ev.data.map_or(0, |d| d.len()),
+                        Err(_) => break,
+                    }
+                }
+                data
+            });
+            proptest::prop_assert!(data <= total);
+        }
+    }
+}

@@ -69,6 +69,8 @@ struct Tally {
     lost: Vec<String>,
     noticed_ms: Vec<f64>,
     usable_ms: Vec<f64>,
+    /// From the new process's start to ready.
+    back_ms: Vec<f64>,
 }
 
 fn main() -> Result<()> {
@@ -85,6 +87,10 @@ fn config(dir: &Path, marker: &str) -> Result<String> {
     Ok(format!(
         "[servers.gated]\ncommand = {fault_q}\ntrust = \"approve\"\n{env}\n\
          [servers.plain]\ncommand = {fault_q}\n{env}\n\
+         # Killed over and over on purpose: the crash-loop breaker must not take it away, and\n\
+         # the backoff stays short so cycles stay short.\n\
+         crash_loop = {{ max_failures = 100000, window = \"1s\", open_for = \"1s\" }}\n\
+         backoff = {{ initial = \"200ms\", max = \"400ms\", multiplier = 2.0, jitter = 0.3 }}\n\n\
          [servers.helper]\ncommand = \"/bin/sh\"\nargs = [{}, {fault_q}]\n{env}\n\
          [servers.crashy]\ncommand = {fault_q}\nargs = [\"--mode\", \"exit-now\"]\n{env}\n",
         q(script.display().to_string()),
@@ -118,8 +124,23 @@ fn fds(pid: u32) -> i64 {
     least
 }
 
+/// A client of the daemon now running; an error (with the daemon's log) if it does not
+/// answer within 10 s.
+async fn connect(d: &TestDaemon) -> Result<mcpd_client::Client> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match mcpd_client::Client::connect_unix(d.socket.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                bail!("cannot connect to the daemon: {e}\nits log:\n{}", d.log_text())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 async fn ready(d: &TestDaemon, servers: &[&str], within: Duration) -> Result<mcpd_client::Client> {
-    let mut c = d.client().await;
+    let mut c = connect(d).await?;
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let st = c.status().await.context("status")?;
@@ -219,6 +240,7 @@ async fn run(args: Args) -> Result<()> {
                     let _ = rustix::process::kill_process(pid, Signal::KILL);
                 }
                 let mut noticed = None;
+                let mut restarted = None;
                 loop {
                     let st = c.status().await?;
                     let s = st.servers.iter().find(|s| s.name == "plain").context("plain")?;
@@ -226,7 +248,12 @@ async fn run(args: Args) -> Result<()> {
                     if noticed.is_none() && (!up || s.pid != old) {
                         noticed = Some(t0.elapsed());
                     }
+                    if restarted.is_none() && s.state == mcpd_client::proto::ServerState::Starting as i32 {
+                        restarted = Some(t0.elapsed());
+                    }
                     if up && s.pid != old && s.pid != 0 {
+                        let back = t0.elapsed();
+                        t.back_ms.push((back - restarted.unwrap_or(back)).as_secs_f64() * 1e3);
                         break;
                     }
                     if t0.elapsed() > Duration::from_secs(30) {
@@ -247,7 +274,7 @@ async fn run(args: Args) -> Result<()> {
             Kind::KillDuringCalls => {
                 let mut calls = Vec::new();
                 for i in 0..8 {
-                    let mut c = d.client().await;
+                    let mut c = connect(&d).await?;
                     calls.push(tokio::spawn(async move {
                         let _ = c.call_tool("plain.echo", &format!(r#"{{"text":"{i}"}}"#), None).await;
                     }));
@@ -263,7 +290,7 @@ async fn run(args: Args) -> Result<()> {
             Kind::KillDuringApproval => {
                 let tool = tools[rng.below(tools.len() as u64) as usize].clone();
                 let approve = !model[&tool];
-                let mut c2 = d.client().await;
+                let mut c2 = connect(&d).await?;
                 let tool2 = tool.clone();
                 let change = tokio::spawn(async move {
                     if approve { c2.trust_approve(&tool2).await.is_ok() } else { c2.trust_revoke(&tool2).await.is_ok() }
@@ -343,7 +370,12 @@ fn report(args: &Args, t: &Tally, took: Duration) {
         pct(&t.noticed_ms, 0.99)
     );
     println!(
-        "| SIGKILLed server usable again, ms p50 / p99 (includes the first backoff, 0.5 s ± 30 %) | {:.0} / {:.0} |",
+        "| SIGKILLed server usable again after it came back (new process started -> ready), ms p50 / p99 | {:.1} / {:.1} |",
+        pct(&t.back_ms, 0.5),
+        pct(&t.back_ms, 0.99)
+    );
+    println!(
+        "| SIGKILLed server usable again after the kill (includes its backoff, 200-400 ms ± 30 %), ms p50 / p99 | {:.0} / {:.0} |",
         pct(&t.usable_ms, 0.5),
         pct(&t.usable_ms, 0.99)
     );
