@@ -631,3 +631,15 @@ pub async fn http_get(port: u16, path: &str) -> String {
         .expect("answer read");
     out
 }
+
+/// Runs an agent and reads its stream to the end; every event must come within 60 s.
+pub async fn agent_events(c: &mut Client, req: proto::RunAgentRequest) -> Vec<proto::AgentEvent> {
+    let mut stream = c.run_agent(req).await.expect("RunAgent starts");
+    let mut out = Vec::new();
+    while let Some(ev) =
+        tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("event in time").expect("stream")
+    {
+        out.push(ev);
+    }
+    out
+}

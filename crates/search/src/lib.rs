@@ -337,21 +337,8 @@ impl Index {
                 touched.select_nth_unstable_by(want, order);
                 touched[..want].sort_unstable_by(order);
             }
-            let mut out = Vec::with_capacity(k);
-            for &id in touched.iter().take(want) {
-                let Some(Some(e)) = self.docs.get(id as usize) else { continue };
-                if !visible(&e.server, &e.name) {
-                    continue;
-                }
-                let m = mask[id as usize];
-                let matched =
-                    Field::ALL.iter().enumerate().filter(|(i, _)| m & (1 << i) != 0).map(|(_, f)| *f).collect();
-                out.push(Hit { server: e.server.clone(), name: e.name.clone(), score: score[id as usize], matched });
-                if out.len() == k {
-                    return out;
-                }
-            }
-            if whole {
+            let out = self.visible_hits(touched.iter().take(want).copied(), &score, &mask, k, visible);
+            if whole || out.len() == k {
                 return out;
             }
             want = want.saturating_mul(4);
@@ -416,21 +403,8 @@ impl Index {
             cands.sort_unstable_by(|a, b| {
                 fused[*b as usize].total_cmp(&fused[*a as usize]).then_with(|| self.key(*a).cmp(&self.key(*b)))
             });
-            let mut out = Vec::with_capacity(k);
-            for &id in &cands {
-                let Some(Some(e)) = self.docs.get(id as usize) else { continue };
-                if !visible(&e.server, &e.name) {
-                    continue;
-                }
-                let m = mask[id as usize];
-                let matched =
-                    Field::ALL.iter().enumerate().filter(|(i, _)| m & (1 << i) != 0).map(|(_, f)| *f).collect();
-                out.push(Hit { server: e.server.clone(), name: e.name.clone(), score: fused[id as usize], matched });
-                if out.len() == k {
-                    return out;
-                }
-            }
-            if lex_whole && sem_whole {
+            let out = self.visible_hits(cands.iter().copied(), &fused, mask, k, visible);
+            if (lex_whole && sem_whole) || out.len() == k {
                 return out;
             }
             for id in cands {
@@ -438,6 +412,32 @@ impl Index {
             }
             want = want.saturating_mul(4);
         }
+    }
+
+    /// The first `k` of `ids` (best first) that `visible` admits, as hits scored by `score`
+    /// and naming the fields `mask` says matched.
+    fn visible_hits(
+        &self,
+        ids: impl Iterator<Item = u32>,
+        score: &[f32],
+        mask: &[u8],
+        k: usize,
+        visible: &dyn Fn(&str, &str) -> bool,
+    ) -> Vec<Hit> {
+        let mut out = Vec::with_capacity(k);
+        for id in ids {
+            let Some(Some(e)) = self.docs.get(id as usize) else { continue };
+            if !visible(&e.server, &e.name) {
+                continue;
+            }
+            let m = mask[id as usize];
+            let matched = Field::ALL.iter().enumerate().filter(|(i, _)| m & (1 << i) != 0).map(|(_, f)| *f).collect();
+            out.push(Hit { server: e.server.clone(), name: e.name.clone(), score: score[id as usize], matched });
+            if out.len() == k {
+                break;
+            }
+        }
+        out
     }
 
     fn key(&self, id: u32) -> (&str, &str) {

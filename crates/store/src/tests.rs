@@ -52,14 +52,6 @@ fn partial_snapshot_is_removed_before_open() {
 #[tokio::test]
 async fn pins_survive_reopen_and_audit_is_bounded_newest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let pin = |fp: &str| PinRecord {
-        fingerprint: fp.into(),
-        definition: serde_json::json!({"name": "t"}),
-        by: "admin".into(),
-        unix_ms: 1,
-        removed: false,
-        revoked: false,
-    };
     {
         let store = Store::open(dir.path()).unwrap();
         store.save_pins(vec![("id\0a".into(), pin("sha256:1")), ("id\0b".into(), pin("sha256:2"))]).await.unwrap();

@@ -27,18 +27,6 @@ fn everything(name: &str, extra: &str) -> String {
     format!("[servers.{name}]\ncommand = {}\nargs = [\"stdio\"]\n{extra}\n", q(everything_bin().display().to_string()))
 }
 
-/// Reads a run to its end; returns its events.
-async fn run(c: &mut Client, req: proto::RunAgentRequest) -> Vec<proto::AgentEvent> {
-    let mut stream = c.run_agent(req).await.expect("RunAgent starts");
-    let mut out = Vec::new();
-    while let Some(ev) =
-        tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("event in time").expect("stream")
-    {
-        out.push(ev);
-    }
-    out
-}
-
 fn final_answer(events: &[proto::AgentEvent]) -> Option<String> {
     events.iter().find_map(|e| match &e.event {
         Some(proto::agent_event::Event::FinalAnswer(t)) => Some(t.clone()),
@@ -63,7 +51,8 @@ async fn agent_uses_tools_and_answers_in_both_wire_formats() {
         let d = TestDaemon::start(&format!("{}{}", llm(kind, &fake), fault_server("f", &[], "")));
         d.wait_state("f", proto::ServerState::Ready, READY).await;
         let mut c = d.client().await;
-        let events = run(&mut c, proto::RunAgentRequest { task: "echo ping".into(), ..Default::default() }).await;
+        let events =
+            agent_events(&mut c, proto::RunAgentRequest { task: "echo ping".into(), ..Default::default() }).await;
         assert_eq!(final_answer(&events).as_deref(), Some("the tool said ping"), "{kind}: {events:#?}");
         assert!(events.iter().all(|e| e.run_id.len() == 32));
         let results: Vec<&proto::AgentToolResult> = events
@@ -96,7 +85,8 @@ async fn agent_stops_at_the_iteration_limit_with_tools_forbidden_on_the_last_tur
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     let mut c = d.client().await;
     let events =
-        run(&mut c, proto::RunAgentRequest { task: "loop".into(), max_iterations: 3, ..Default::default() }).await;
+        agent_events(&mut c, proto::RunAgentRequest { task: "loop".into(), max_iterations: 3, ..Default::default() })
+            .await;
     assert_eq!(limit(&events).as_deref(), Some("iterations"), "{events:#?}");
     assert!(final_answer(&events).is_some());
     let reqs = fake.requests();
@@ -107,7 +97,8 @@ async fn agent_stops_at_the_iteration_limit_with_tools_forbidden_on_the_last_tur
     // The tool-call budget ends a run the same way.
     fake.set_script(json!([{"tool_calls": [{"name": "f__echo", "arguments": {"text": "x"}}, {"name": "f__echo", "arguments": {"text": "y"}}]}]));
     let events =
-        run(&mut c, proto::RunAgentRequest { task: "loop".into(), max_tool_calls: 3, ..Default::default() }).await;
+        agent_events(&mut c, proto::RunAgentRequest { task: "loop".into(), max_tool_calls: 3, ..Default::default() })
+            .await;
     assert_eq!(limit(&events).as_deref(), Some("tool_calls"), "{events:#?}");
 }
 
@@ -119,7 +110,8 @@ async fn a_deadline_stops_a_run_and_a_dropped_caller_cancels_upstream() {
     let mut c = d.client().await;
     let started = std::time::Instant::now();
     let events =
-        run(&mut c, proto::RunAgentRequest { task: "slow".into(), deadline_ms: 700, ..Default::default() }).await;
+        agent_events(&mut c, proto::RunAgentRequest { task: "slow".into(), deadline_ms: 700, ..Default::default() })
+            .await;
     assert_eq!(limit(&events).as_deref(), Some("deadline"), "{events:#?}");
     assert!(started.elapsed() < Duration::from_secs(4), "the deadline did not stop the run");
 

@@ -146,17 +146,6 @@ fn catalogue(extra: &str) -> String {
     out
 }
 
-async fn run(c: &mut mcpd_client::Client, req: proto::RunAgentRequest) -> Vec<proto::AgentEvent> {
-    let mut stream = c.run_agent(req).await.expect("RunAgent starts");
-    let mut out = Vec::new();
-    while let Some(ev) =
-        tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("event in time").expect("stream")
-    {
-        out.push(ev);
-    }
-    out
-}
-
 fn results(events: &[proto::AgentEvent]) -> Vec<&proto::AgentToolResult> {
     events
         .iter()
@@ -220,9 +209,11 @@ async fn an_agent_over_500_tools_searches_and_calls_the_right_one() {
             {"text": "done"}
         ]));
         let before = fake.requests().len();
-        let events =
-            run(&mut c, proto::RunAgentRequest { task: task.into(), provider: kind.into(), ..Default::default() })
-                .await;
+        let events = agent_events(
+            &mut c,
+            proto::RunAgentRequest { task: task.into(), provider: kind.into(), ..Default::default() },
+        )
+        .await;
         let r = results(&events);
         assert_eq!(r.len(), 2, "{kind}: {events:#?}");
         assert_eq!(r[0].tool, "search_tools", "{kind}");
@@ -249,7 +240,7 @@ async fn an_agent_over_500_tools_searches_and_calls_the_right_one() {
         {"tool_calls": [{"name": "search_tools", "arguments": {"query": "what do 17 and 25 add up to", "k": 25}}]},
         {"text": "done"}
     ]));
-    let events = run(
+    let events = agent_events(
         &mut c,
         proto::RunAgentRequest {
             task: "add".into(),
@@ -271,6 +262,6 @@ async fn an_agent_over_500_tools_searches_and_calls_the_right_one() {
         discovery: proto::AgentDiscovery::Full as i32,
         ..Default::default()
     };
-    run(&mut c, full).await;
+    agent_events(&mut c, full).await;
     assert_eq!(offered(&fake.requests()[before]).len(), 500);
 }
