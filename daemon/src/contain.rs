@@ -17,10 +17,9 @@ use std::{
     time::Duration,
 };
 
-use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+use rustix::process::{Pid, Signal, kill_process};
 
-/// `[daemon] containment`: what the admin allows.
-pub use crate::config::ContainmentMode;
+use crate::config::ContainmentMode;
 
 /// How this daemon contains its servers.
 #[derive(Debug)]
@@ -138,12 +137,6 @@ impl Drop for Containment {
 }
 
 impl Cell {
-    /// Whether `pid` is in the cell.
-    pub fn holds(&self, pid: u32) -> bool {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
-            .is_ok_and(|t| t.lines().any(|l| l.trim() == pid.to_string()))
-    }
-
     pub fn path(&self) -> &Path {
         &self.dir
     }
@@ -313,11 +306,4 @@ pub fn adopted(known: &HashSet<i32>) -> Vec<Proc> {
 pub fn group_of(pid: i32) -> Option<i32> {
     let p = Pid::from_raw(pid)?;
     rustix::process::getpgid(Some(p)).ok().map(|g| g.as_raw_nonzero().get())
-}
-
-/// SIGKILLs a process group (the reaper's and the daemon's last resort).
-pub fn kill_group(pgid: i32, sig: Signal) {
-    if let Some(p) = Pid::from_raw(pgid) {
-        let _ = kill_process_group(p, sig);
-    }
 }

@@ -302,8 +302,12 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     // What the servers left behind: orphans we adopted, and our cgroup subtree.
     let mut known = crate::transport::stdio::leader_pids();
     known.extend(reaper_pid);
-    containment.sweep_adopted(&known);
-    containment.close();
+    let c = containment.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        c.sweep_adopted(&known);
+        c.close();
+    })
+    .await;
     root.cancel();
     if let Some(w) = watchdog {
         w.abort();

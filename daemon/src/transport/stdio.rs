@@ -187,7 +187,12 @@ impl StdioChild {
     pub async fn shutdown(mut self) -> String {
         // What the server started, found while it still is their parent: a `setsid` helper
         // leaves the group but not the tree (the process-tree way; a cell holds them all).
-        let tree = self.tree();
+        // Walking /proc is blocking work: off the runtime.
+        let root = self.tree_root();
+        let tree = match root {
+            Some(p) => tokio::task::spawn_blocking(move || crate::contain::descendants(p)).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
         let mut how = match tokio::time::timeout(self.grace, self.child.wait()).await {
             Ok(Ok(status)) => Some(describe(status)),
             _ => None,
@@ -207,32 +212,26 @@ impl StdioChild {
                 _ => "did not exit after SIGKILL".to_owned(),
             },
         };
-        self.sweep(&tree);
+        // Ending a cell waits (bounded) for it to empty: blocking work, off the runtime.
+        let cell = self.cell.take();
+        let (reaper, tree) = (self.reaper.clone(), tree);
+        let _ = tokio::task::spawn_blocking(move || end(cell, reaper.as_ref(), &tree)).await;
+        self.forget();
         // The leader is reaped, so its pid may be reused: never signal this group again.
         self.pgid = None;
         how
     }
 
-    /// The server's descendants now (process-tree containment only).
-    fn tree(&self) -> Vec<crate::contain::Proc> {
+    /// Whose descendants the process tree must end with the server (none in a cell).
+    fn tree_root(&self) -> Option<i32> {
         match (&self.cell, self.pgid) {
-            (None, Some(p)) => crate::contain::descendants(p.as_raw_nonzero().get()),
-            _ => Vec::new(),
+            (None, Some(p)) => Some(p.as_raw_nonzero().get()),
+            _ => None,
         }
     }
 
-    /// Ends whatever is left of the server: its cell, or the descendants found before, and
-    /// tells the reaper it need not.
-    fn sweep(&mut self, tree: &[crate::contain::Proc]) {
-        match self.cell.take() {
-            Some(cell) => {
-                cell.kill();
-                if let Some(r) = &self.reaper {
-                    r.unregister_cgroup(cell.path());
-                }
-            }
-            None => crate::contain::kill_found(tree),
-        }
+    /// The server is gone: the reaper need not end its group, and it is no leader any more.
+    fn forget(&self) {
         if let (Some(r), Some(p)) = (&self.reaper, self.pgid) {
             r.unregister(p.as_raw_nonzero().get());
         }
@@ -254,9 +253,31 @@ impl StdioChild {
 impl Drop for StdioChild {
     fn drop(&mut self) {
         // Dropped without shutdown (task aborted): never leave anything behind.
-        let tree = self.tree();
+        // A rare path (the session task was aborted); the /proc walk is quick, the wait for
+        // a cell to empty goes to a thread of its own.
+        let tree = self.tree_root().map(crate::contain::descendants).unwrap_or_default();
         self.signal(Signal::KILL);
-        self.sweep(&tree);
+        let (cell, reaper) = (self.cell.take(), self.reaper.clone());
+        if cell.is_some() {
+            std::thread::spawn(move || end(cell, reaper.as_ref(), &[]));
+        } else {
+            crate::contain::kill_found(&tree);
+        }
+        self.forget();
+    }
+}
+
+/// Ends whatever is left of a server: its cell (then the reaper need not), or the
+/// descendants found before it was signalled. Blocking.
+fn end(cell: Option<crate::contain::Cell>, reaper: Option<&Reaper>, tree: &[crate::contain::Proc]) {
+    match cell {
+        Some(cell) => {
+            cell.kill();
+            if let Some(r) = reaper {
+                r.unregister_cgroup(cell.path());
+            }
+        }
+        None => crate::contain::kill_found(tree),
     }
 }
 
