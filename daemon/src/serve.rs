@@ -183,11 +183,15 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     });
 
     let listener = api::server::bind(&opts.socket).await?;
+    // From here every socket we bound is removed however start-up ends: a client that saw
+    // the file must not find a dead socket when a later step (the HTTP bind) fails.
+    let mut sockets = SocketFiles(vec![opts.socket.clone()]);
     // The MCP front end: the bridge's socket always, the HTTP endpoint when configured.
     let mcp_stop = CancellationToken::new();
     let mcp_shared = crate::mcp::Shared::new(daemon.clone());
     let mcp_socket = crate::mcp::socket::socket_path(&opts.socket);
     let mcp_listener = api::server::bind(&mcp_socket).await?;
+    sockets.0.push(mcp_socket.clone());
     let mut endpoints = crate::daemon::McpEndpoints {
         socket: mcp_socket.clone(),
         listen: None,
@@ -312,11 +316,21 @@ pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError>
     if let Some(w) = watchdog {
         w.abort();
     }
-    let _ = std::fs::remove_file(&opts.socket);
-    let _ = std::fs::remove_file(&mcp_socket);
+    drop(sockets);
     match api_result {
         Some(Ok(Err(e))) => Err(ServeError::Grpc(e)),
         _ => Ok(()),
+    }
+}
+
+/// Socket files this daemon bound; dropping it removes them.
+struct SocketFiles(Vec<PathBuf>);
+
+impl Drop for SocketFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

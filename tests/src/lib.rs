@@ -94,8 +94,30 @@ pub fn py_server_script() -> PathBuf {
     repo_root().join("tests/servers/py_server.py")
 }
 
-/// A free loopback TCP port (racy by nature; good enough for tests on one machine).
+/// A free loopback TCP port for a peer that must be told its port before it starts.
+///
+/// A port the kernel hands out for `bind(0)` comes from the ephemeral range, which every
+/// outgoing connection of every concurrent test also draws its source port from, so it can be
+/// taken again before the peer binds it. Ports are picked below that range instead, at random
+/// (tests run in separate processes) and checked bindable. A daemon's own listener should use
+/// port 0 and read the port back (`TestDaemon::mcp_port`), which races with nothing.
 pub fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    if low > 12000 {
+        let span = u32::from(low - 11000);
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+                ^ std::process::id().wrapping_mul(2654435761);
+        for i in 0..64u32 {
+            let port = 10000 + (seed.wrapping_add(i.wrapping_mul(7919)) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
@@ -232,7 +254,20 @@ impl TestDaemon {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect_unix(self.socket.clone()).await.expect("connect to test daemon")
+        match Client::connect_unix(self.socket.clone()).await {
+            Ok(c) => c,
+            Err(e) => panic!("connect to test daemon: {e:?}\nlog:\n{}", self.log_text()),
+        }
+    }
+
+    /// The port of the daemon's MCP HTTP endpoint (configure `mcp_listen = "127.0.0.1:0"`).
+    pub async fn mcp_port(&self) -> u16 {
+        let st = self.client().await.status().await.expect("status");
+        let listen = st.daemon.map(|d| d.mcp_listen).unwrap_or_default();
+        match listen.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()) {
+            Some(port) if port != 0 => port,
+            _ => panic!("no MCP endpoint in status ({listen:?}); log:\n{}", self.log_text()),
+        }
     }
 
     /// Waits until `server` is in `state`; panics with the status and log after `within`.

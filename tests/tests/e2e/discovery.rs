@@ -32,7 +32,6 @@ fn tool_names(v: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_profile_shows_only_the_meta_tools_and_reaches_every_tool_through_them() {
-    let port = free_port();
     let config = format!(
         "[servers.everything]\ncommand = {}\nargs = [\"stdio\"]\n\n\
          [servers.py]\ncommand = {py}\nargs = [{}]\nprotocol = \"2026-07-28\"\n\n\
@@ -43,7 +42,8 @@ async fn a_search_profile_shows_only_the_meta_tools_and_reaches_every_tool_throu
         q(repo_root().join("tests/servers/rug_server.py").display().to_string()),
         py = q(python().display().to_string()),
     );
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &config);
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &config);
+    let port = d.mcp_port().await;
     d.wait_all_ready(READY).await;
     let token = std::fs::read_to_string(d.state_dir.join("mcp-token")).expect("token file").trim().to_owned();
     let steps = [

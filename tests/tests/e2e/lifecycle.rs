@@ -219,6 +219,37 @@ async fn socket_is_private_and_health_is_served() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already serving"), "{out:?}");
 }
 
+/// A start-up that fails after the gRPC socket is bound (here: the MCP port is taken) says
+/// why and leaves no socket behind that clients would find dead.
+#[test]
+fn a_failed_start_says_why_and_leaves_no_socket() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/mcpd.sock");
+    let config = dir.path().join("mcpd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nsocket = {}\nstate_dir = {}\nmcp_listen = \"127.0.0.1:{port}\"\n",
+            q(socket.display().to_string()),
+            q(dir.path().join("state").display().to_string())
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(mcpd_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "the error names the address: {err}");
+    assert!(!socket.exists(), "a dead gRPC socket was left behind");
+    assert!(!socket.with_file_name("mcpd.mcp.sock").exists(), "a dead MCP socket was left behind");
+}
+
 fn tower_service(
     path: std::path::PathBuf,
 ) -> impl tower::Service<

@@ -68,9 +68,9 @@ fn names(line: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_sdk_host_works_through_both_front_ends_in_both_eras() {
-    let port = free_port();
     let pipeline = "[[pipelines]]\nname = \"shout\"\ndescription = \"echo through f\"\n[[pipelines.steps]]\nid = \"say\"\ntool = \"f.echo\"\nargs = { text = \"piped\" }\n";
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &format!("{}{pipeline}", servers()));
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &format!("{}{pipeline}", servers()));
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     d.wait_state("p", proto::ServerState::Ready, READY).await;
     let token = token_of(&d);
@@ -137,8 +137,8 @@ async fn a_python_sdk_host_works_through_both_front_ends_in_both_eras() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_decide_what_each_host_sees() {
-    let port = free_port();
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &format!("{}{PROFILES}", servers()));
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &format!("{}{PROFILES}", servers()));
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     d.wait_state("p", proto::ServerState::Ready, READY).await;
     let token = token_of(&d);
@@ -206,8 +206,8 @@ async fn post(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_origins_hosts_and_tokens_are_refused_before_any_upstream() {
-    let port = free_port();
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &fault_server("f", &[], ""));
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &fault_server("f", &[], ""));
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     let token = token_of(&d);
     let bearer = format!("Bearer {token}");
@@ -236,11 +236,8 @@ async fn foreign_origins_hosts_and_tokens_are_refused_before_any_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_auth_none_takes_no_token_and_says_so() {
-    let port = free_port();
-    let d = TestDaemon::start_with(
-        &format!("mcp_listen = \"127.0.0.1:{port}\"\nmcp_auth = \"none\""),
-        &fault_server("f", &[], ""),
-    );
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"\nmcp_auth = \"none\"", &fault_server("f", &[], ""));
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     let (status, text) = post(port, "/mcp", &[]).await;
     assert_eq!(status, 200, "{text}");
@@ -286,13 +283,13 @@ fn config_snippets_launch_this_binary() {
 /// a form asking for a password never reaches the host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hosts_own_calls_send_it_the_sampling_and_elicitation_they_cause() {
-    let port = free_port();
     let servers = format!(
         "{}[servers.ev]\ncommand = {}\nargs = [\"stdio\"]\n",
         servers(),
         q(everything_bin().display().to_string())
     );
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers);
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &servers);
+    let port = d.mcp_port().await;
     for s in ["p", "ev"] {
         d.wait_state(s, proto::ServerState::Ready, READY).await;
     }
@@ -346,8 +343,8 @@ fn inspector(args: &[&str]) -> Value {
 /// (launching it as a host does) and through the HTTP endpoint with the bearer token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mcp_inspector_cli_lists_and_calls_tools_through_both_front_ends() {
-    let port = free_port();
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers());
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &servers());
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     d.wait_state("p", proto::ServerState::Ready, READY).await;
     let mcpd = mcpd_bin().display().to_string();
@@ -385,13 +382,13 @@ async fn the_endpoint_serves_https_with_a_configured_certificate() {
     let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_pem, cert.cert.pem()).expect("write cert");
     std::fs::write(&key_pem, cert.key_pair.serialize_pem()).expect("write key");
-    let port = free_port();
     let daemon = format!(
-        "mcp_listen = \"127.0.0.1:{port}\"\nmcp_tls_cert = {}\nmcp_tls_key = {}",
+        "mcp_listen = \"127.0.0.1:0\"\nmcp_tls_cert = {}\nmcp_tls_key = {}",
         q(cert_pem.display().to_string()),
         q(key_pem.display().to_string())
     );
     let d = TestDaemon::start_with(&daemon, &fault_server("f", &[], ""));
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     let root = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("root");
     let client = reqwest::Client::builder().add_root_certificate(root).build().expect("client");
@@ -421,8 +418,8 @@ async fn the_endpoint_serves_https_with_a_configured_certificate() {
 /// front ends, both host eras.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_gives_up_cancels_the_call_upstream() {
-    let port = free_port();
-    let d = TestDaemon::start_with(&format!("mcp_listen = \"127.0.0.1:{port}\""), &servers());
+    let d = TestDaemon::start_with("mcp_listen = \"127.0.0.1:0\"", &servers());
+    let port = d.mcp_port().await;
     d.wait_state("f", proto::ServerState::Ready, READY).await;
     let token = token_of(&d);
     let mut expected = 0;
