@@ -308,6 +308,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub max_concurrency: usize,
     pub max_message_bytes: usize,
+    /// stdio: messages per second the server may send beyond answers to what mcpd sent
+    /// it; past it mcpd reads the server slower. Zero: no budget.
+    pub notification_rate: u32,
     /// Zero disables liveness pings.
     pub liveness_interval: Duration,
     /// Tools are listed again this often even without a list-changed notification (a
@@ -420,6 +423,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(3),
             max_concurrency: 32,
             max_message_bytes: daemon.max_message_bytes,
+            notification_rate: 1000,
             liveness_interval: Duration::from_secs(30),
             tools_refresh: Duration::from_secs(300),
             backoff: BackoffConfig::default(),

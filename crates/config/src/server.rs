@@ -27,6 +27,7 @@ const SERVER_KEYS: &[&str] = &[
     "shutdown_grace",
     "max_concurrency",
     "max_message_bytes",
+    "notification_rate",
     "liveness_interval",
     "tofu_new_tools",
     "tools_refresh",
@@ -152,6 +153,10 @@ fn parse_server(ctx: &mut FileCtx<'_>, key: &Key<'_>, v: &Val<'_>, daemon: &Daem
                 ctx.integer(key_name, v, 1, Some(1024)).and_then(|n| usize::try_from(n).ok()),
             ),
             "max_message_bytes" => set(&mut s.max_message_bytes, ctx.size(key_name, v, 1024)),
+            "notification_rate" => set(
+                &mut s.notification_rate,
+                ctx.integer(key_name, v, 0, Some(10_000_000)).and_then(|n| u32::try_from(n).ok()),
+            ),
             "liveness_interval" => set(&mut s.liveness_interval, ctx.duration(key_name, v)),
             "tools_refresh" => set(&mut s.tools_refresh, ctx.duration(key_name, v)),
             "backoff" => set(&mut s.backoff, parse_backoff(ctx, name, v)),

@@ -73,6 +73,7 @@ fn minimal_stdio_with_defaults() {
         shutdown_grace: Duration::from_secs(3),
         max_concurrency: 32,
         max_message_bytes: 8 * 1024 * 1024,
+        notification_rate: 1000,
         liveness_interval: Duration::from_secs(30),
         tools_refresh: Duration::from_secs(300),
         backoff: BackoffConfig {
@@ -176,6 +177,7 @@ call_timeout = "2m"
 shutdown_grace = 0
 max_concurrency = 0x10
 max_message_bytes = "64 KB"
+notification_rate = 0
 liveness_interval = "0s"
 backoff = { initial = "1s", max = "1s", multiplier = 1, jitter = 0 }
 crash_loop = { max_failures = 3, window = "10s", open_for = "1h" }
@@ -217,6 +219,7 @@ model = "x"
     assert_eq!(s.shutdown_grace, Duration::ZERO);
     assert_eq!(s.max_concurrency, 16);
     assert_eq!(s.max_message_bytes, 64_000);
+    assert_eq!(s.notification_rate, 0);
     assert_eq!(s.liveness_interval, Duration::ZERO);
     assert_eq!(s.backoff.initial, Duration::from_secs(1));
     assert_eq!(s.backoff.max, Duration::from_secs(1));

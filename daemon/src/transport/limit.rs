@@ -35,11 +35,18 @@ pub struct LimitedReader<R> {
     line_len: usize,
     significant: bool,
     fault: FaultSlot,
+    /// Reads past a flooding server's message budget wait (stdio servers have one).
+    budget: Option<super::budget::Budget>,
 }
 
 impl<R> LimitedReader<R> {
     pub fn new(inner: R, limit: usize, fault: FaultSlot) -> Self {
-        Self { inner, limit, line_len: 0, significant: false, fault }
+        Self { inner, limit, line_len: 0, significant: false, fault, budget: None }
+    }
+
+    pub fn with_budget(mut self, budget: super::budget::Budget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Checks newly read bytes; returns the fault they cause, if any.
@@ -71,6 +78,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedReader<R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        if let Some(b) = &mut this.budget
+            && b.poll_ready(cx).is_pending()
+        {
+            return Poll::Pending;
+        }
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if let Some(fault) = this.scan(&buf.filled()[before..]) {
@@ -79,6 +91,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedReader<R> {
                     // Hide what was read: the transport must not parse part of a bad message.
                     buf.set_filled(before);
                     return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg)));
+                }
+                if let Some(b) = &mut this.budget {
+                    b.charge(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }

@@ -6,6 +6,7 @@ use rmcp::{
     transport::{StreamableHttpClientTransport, Transport, async_rw::AsyncRwTransport},
 };
 
+pub mod budget;
 pub mod http;
 pub mod limit;
 pub mod sse;
@@ -22,8 +23,11 @@ impl TransportError {
     }
 }
 
-type StdioRw =
-    AsyncRwTransport<RoleClient, limit::LimitedReader<tokio::process::ChildStdout>, tokio::process::ChildStdin>;
+type StdioRw = AsyncRwTransport<
+    RoleClient,
+    limit::LimitedReader<tokio::process::ChildStdout>,
+    budget::CreditWriter<tokio::process::ChildStdin>,
+>;
 
 pub enum AnyTransport {
     Stdio(StdioRw),

@@ -11,6 +11,7 @@ use tokio::{
 
 use super::{
     AnyTransport,
+    budget::{Budget, CreditWriter, Credits},
     limit::{FaultSlot, LimitedReader},
 };
 use crate::{reaper::Reaper, upstream::Upstream};
@@ -163,9 +164,15 @@ pub fn spawn(
     });
 
     let limit = upstream.config.max_message_bytes;
-    let reader = LimitedReader::new(stdout, limit, fault);
+    let mut reader = LimitedReader::new(stdout, limit, fault);
+    let credits = Arc::new(Credits::default());
+    let rate = upstream.config.notification_rate;
+    if rate > 0 {
+        reader = reader.with_budget(Budget::new(upstream.name.as_str().into(), rate, credits.clone()));
+    }
+    let writer = CreditWriter::new(stdin, credits);
     let transport = AnyTransport::Stdio(
-        rmcp::transport::async_rw::AsyncRwTransport::new(reader, stdin).with_max_line_length(limit.saturating_add(1)),
+        rmcp::transport::async_rw::AsyncRwTransport::new(reader, writer).with_max_line_length(limit.saturating_add(1)),
     );
     Ok((transport, StdioChild { child, pgid, grace: upstream.config.shutdown_grace, reaper: reaper.cloned(), cell }))
 }

@@ -78,6 +78,13 @@ struct Args {
     /// Write own pid to PATH at startup.
     #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
+    /// Flood mode: notifications per second (0: as fast as the client reads).
+    #[arg(long, default_value_t = 0)]
+    flood_rate: u64,
+    /// Flood mode: every 100 ms, write the number of notifications handed to stdout to PATH
+    /// (what a fault-suite run reports as the flood it survived).
+    #[arg(long, value_name = "PATH")]
+    flood_count_file: Option<PathBuf>,
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -620,8 +627,17 @@ fn huge_notification(bytes: usize) -> Vec<u8> {
 }
 
 async fn flood(server: Arc<Server>) {
+    // Paced in 10 ms slices of rate/100 lines; a slice that falls behind is not made up, so
+    // the rate is an upper bound and what was sent is in the count file.
+    let per_slice = server.args.flood_rate.div_ceil(100);
+    let mut slice = tokio::time::interval(Duration::from_millis(10));
+    slice.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut n: u64 = 0;
+    let mut counted = std::time::Instant::now();
     loop {
+        if per_slice > 0 && n.is_multiple_of(per_slice) {
+            slice.tick().await;
+        }
         let line = notification(
             "notifications/message",
             json!({"level": "info", "logger": "flood", "data": format!("flood message {n}")}),
@@ -632,6 +648,12 @@ async fn flood(server: Arc<Server>) {
         n += 1;
         if n.is_multiple_of(64) {
             tokio::task::yield_now().await;
+            if let Some(path) = &server.args.flood_count_file
+                && counted.elapsed() >= Duration::from_millis(100)
+            {
+                counted = std::time::Instant::now();
+                let _ = write_atomic(path, &n.to_string());
+            }
         }
     }
 }

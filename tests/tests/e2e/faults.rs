@@ -182,3 +182,40 @@ async fn oversized_results_are_truncated_with_a_marker() {
     let r = c.call_tool("f.echo", r#"{"text":"small"}"#, None).await.unwrap();
     assert!(!r.truncated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_flood_is_read_at_its_budget_and_neighbours_keep_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("flooded");
+    let count_arg = count.display().to_string();
+    let d = TestDaemon::start(&format!(
+        "{}{}",
+        fault_server(
+            "flood",
+            &["--mode", "flood", "--flood-rate", "0", "--flood-count-file", &count_arg],
+            "notification_rate = 200"
+        ),
+        fault_server("good", &[], "")
+    ));
+    d.wait_all_ready(READY).await;
+    let mut c = d.client().await;
+    // The flood starts with the session; from then on the neighbour answers as ever.
+    let read = || -> u64 { std::fs::read_to_string(&count).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) };
+    let (before, started) = (read(), tokio::time::Instant::now());
+    for i in 0..20 {
+        let r = c.call_tool("good.echo", &format!(r#"{{"text":"{i}"}}"#), Some(Duration::from_secs(5))).await.unwrap();
+        assert!(r.content_json.contains(&i.to_string()), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let sent = read() - before;
+    // While it was timed, the flooder got out what mcpd read at 200/s, plus at most what
+    // the pipe and the flooder's own queue hold (about 1,700 lines) and the count file's
+    // lag: without the budget the daemon reads tens of thousands a second.
+    let bound = (200.0 * (elapsed + 1.0)) as u64 + 2_500;
+    assert!(sent <= bound, "the flooder wrote {sent} lines in {elapsed:.1} s (bound {bound})");
+    assert!(read() > 0, "the flood ran");
+    assert!(d.log_text().contains("reading it slower"), "the throttle is logged");
+    let st = c.status().await.unwrap();
+    assert!(st.servers.iter().all(|s| s.state == proto::ServerState::Ready as i32), "{st:?}");
+}

@@ -11,6 +11,10 @@
 //! It also measures how fast a SIGKILLed server is noticed and usable again. Exit status 1
 //! when any check failed; timings are printed, never judged. `--cycles` bounds the run
 //! (CI runs a few dozen; tests/bench/README.md quotes a full run).
+//!
+//! `--isolation` runs the isolation run instead (see `isolation.rs`).
+mod isolation;
+
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -31,6 +35,25 @@ struct Args {
     /// Seed of the cycle order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run the isolation run instead of crash cycles.
+    #[arg(long)]
+    isolation: bool,
+    /// Isolation: seconds of each phase.
+    #[arg(long, default_value_t = 10)]
+    phase_secs: u64,
+    /// Isolation: rounds of (alone, beside).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Isolation: notifications per second the flooder sends.
+    #[arg(long, default_value_t = 100_000)]
+    flood_rate: u64,
+    /// Isolation: calls per second to the healthy servers, all together.
+    #[arg(long, default_value_t = 2_000)]
+    call_rate: u64,
+    /// Isolation: the flooder's `notification_rate` (unset: the daemon's default; 0 turns
+    /// the budget off, to see what it saves).
+    #[arg(long)]
+    notification_rate: Option<u32>,
 }
 
 /// xorshift64*: a reproducible order without a dependency.
@@ -76,6 +99,16 @@ struct Tally {
 fn main() -> Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if args.isolation {
+        let o = isolation::Opts {
+            phase: Duration::from_secs(args.phase_secs),
+            rounds: args.rounds,
+            flood_rate: args.flood_rate,
+            call_rate: args.call_rate,
+            notification_rate: args.notification_rate,
+        };
+        return rt.block_on(isolation::run(o));
+    }
     rt.block_on(run(args))
 }
 
