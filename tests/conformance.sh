@@ -2,7 +2,7 @@
 # Runs the official MCP conformance suite's CLIENT scenarios through mcpd: the whole client
 # suite (`--suite all`) of harness conformance-next (@modelcontextprotocol/conformance
 # 0.2.0-alpha.12) at --spec-version 2025-11-25 and at 2026-07-28, then every extension
-# scenario (`list --client`, tagged [extension]) alone. target/debug/mcpd-conformance-client
+# scenario (`list --client`, tagged [extension]) alone, with no spec version. target/debug/mcpd-conformance-client
 # is a generic adapter: it starts the real daemon against each scenario's mock server and
 # does a host's work through the gRPC client (lists tools, calls them, reads resources,
 # answers what the server asks), so the checks measure mcpd, not the adapter.
@@ -16,7 +16,7 @@
 # Builds nothing: run `cargo build --workspace --bins` first (run.sh does). Needs the peers
 # (bash tests/peers/install.sh) in $MCPD_PEERS (default <repo>/.cache/peers).
 # Env: CONFORMANCE_SCENARIOS="a b" runs only those scenarios, each alone, at
-# CONFORMANCE_VERSION (default 2026-07-28); CONFORMANCE_KEEP=1 keeps the output dir (it is
+# CONFORMANCE_VERSION (default 2026-07-28; empty: none, for extensions); CONFORMANCE_KEEP=1 keeps the output dir (it is
 # always kept on failure). Ends with "conformance: N passed, M failed" (N, M: runs).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -71,17 +71,22 @@ run() {
 
 if [ -n "${CONFORMANCE_SCENARIOS:-}" ]; then
     for s in $CONFORMANCE_SCENARIOS; do
-        run "$s" --scenario "$s" --spec-version "${CONFORMANCE_VERSION:-2026-07-28}"
+        if [ -n "${CONFORMANCE_VERSION-2026-07-28}" ]; then
+            run "$s" --scenario "$s" --spec-version "${CONFORMANCE_VERSION-2026-07-28}"
+        else
+            run "$s" --scenario "$s"
+        fi
     done
 else
     for version in 2025-11-25 2026-07-28; do
         run "client suite --spec-version $version" --suite all --spec-version "$version"
     done
-    # Extensions are in no dated suite: each alone, at the newest spec version.
+    # Extensions are on no spec version's timeline (a dated --spec-version skips them): each
+    # alone, without one.
     extensions=$("$NODE" "$CONF" list --client 2>/dev/null | sed -n 's/^  - \([^ ]*\) \[extension\]$/\1/p')
     [ -n "$extensions" ] || fail_setup "the harness lists no extension scenarios"
     for s in $extensions; do
-        run "$s" --scenario "$s" --spec-version 2026-07-28
+        run "$s" --scenario "$s"
     done
 fi
 if [ "$failed" -eq 0 ] && [ -z "${CONFORMANCE_KEEP:-}" ]; then

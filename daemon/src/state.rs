@@ -100,6 +100,11 @@ pub enum SessionEnd {
     /// Connecting, the handshake or the first tool listing failed.
     #[error("{0}")]
     ConnectFailed(String),
+    /// The first tool listing was refused with HTTP 401/403 (the challenge, possibly
+    /// empty): the server took the handshake but not the token, e.g. after its
+    /// authorization server moved. Handled as a refused handshake: `needs-auth`.
+    #[error("the server requires authorization")]
+    NeedsAuth(String),
     /// The connection closed or the transport failed (an oversized or non-JSON message).
     #[error("{0}")]
     Lost(String),

@@ -51,7 +51,7 @@ pub use model::{
 pub use model::{
     ContainmentMode, DEFAULT_PROFILE, Discovery, McpAuth, McpHttpConfig, NameStyle, ProfileConfig, TlsFiles,
 };
-pub use model::{OAuthConfig, OAuthGrant, SamplingConfig, SamplingRoute};
+pub use model::{JwtAlgorithm, OAuthConfig, OAuthGrant, SamplingConfig, SamplingRoute};
 pub use pipeline::{PIPELINE_SERVER, Piece, parse_template, split_path};
 pub use problem::{ConfigError, Problem};
 pub use secret::{Secret, redact_url};

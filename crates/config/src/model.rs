@@ -359,6 +359,11 @@ pub struct OAuthConfig {
     /// The pre-registered client's secret (`client_secret_basic` or `_post`, as the
     /// authorization server advertises); none for a public client.
     pub client_secret: Option<Secret>,
+    /// client_credentials with `private_key_jwt` (RFC 7523): the client's PEM private key
+    /// (RSA or EC), instead of a secret.
+    pub private_key: Option<Secret>,
+    /// How the `private_key_jwt` assertion is signed.
+    pub signing_algorithm: JwtAlgorithm,
     /// Scopes to ask for; empty = the challenge's `scope`, else the resource's `scopes_supported`.
     pub scopes: Vec<String>,
     /// An https URL where mcpd's client ID metadata document is hosted.
@@ -376,11 +381,22 @@ pub struct OAuthConfig {
     pub allow: Vec<String>,
 }
 
+/// `signing_algorithm` of a `private_key_jwt` client assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    Rs256,
+    Rs384,
+    Rs512,
+    Es256,
+    Es384,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OAuthGrant {
     /// The user authorizes in a browser; mcpd stores and refreshes the tokens.
     AuthorizationCode,
-    /// The client's own credentials (SEP-1046); needs `client_id` and `client_secret`.
+    /// The client's own credentials (SEP-1046); needs `client_id` and `client_secret` or
+    /// `private_key`.
     ClientCredentials,
 }
 

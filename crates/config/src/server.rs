@@ -48,6 +48,8 @@ const OAUTH_KEYS: &[&str] = &[
     "grant",
     "client_id",
     "client_secret",
+    "private_key",
+    "signing_algorithm",
     "scopes",
     "client_metadata_url",
     "client_name",
@@ -262,6 +264,8 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
         grant: OAuthGrant::AuthorizationCode,
         client_id: None,
         client_secret: None,
+        private_key: None,
+        signing_algorithm: super::model::JwtAlgorithm::Rs256,
         scopes: Vec::new(),
         client_metadata_url: None,
         client_name: "mcpd".to_owned(),
@@ -285,23 +289,18 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
                 ),
             ),
             "client_id" => set(&mut out.client_id, ctx.string("oauth.client_id", v).map(|s| Some(s.to_owned()))),
-            "client_secret" => {
-                let raw = ctx.string("oauth.client_secret", v).unwrap_or("");
-                // Secrets come from the environment or a file, never inline in the config.
-                if !raw.is_empty() && !raw.starts_with("${") {
-                    ctx.report(
-                        v.span(),
-                        "\"oauth.client_secret\" must come from ${env:NAME} or ${file:PATH}, not be written inline",
-                    );
-                    false
-                } else {
-                    let secret = ctx.expanded("oauth.client_secret", v);
-                    if let Some(s) = &secret {
-                        ctx.secrets.push(s.clone());
-                    }
-                    let secret = secret.map(super::secret::Secret::new);
-                    set(&mut out.client_secret, secret.map(Some))
-                }
+            "client_secret" => set(&mut out.client_secret, secret_value(ctx, "oauth.client_secret", v).map(Some)),
+            "private_key" => set(&mut out.private_key, secret_value(ctx, "oauth.private_key", v).map(Some)),
+            "signing_algorithm" => {
+                use super::model::JwtAlgorithm as A;
+                let choices = [
+                    ("RS256", A::Rs256),
+                    ("RS384", A::Rs384),
+                    ("RS512", A::Rs512),
+                    ("ES256", A::Es256),
+                    ("ES384", A::Es384),
+                ];
+                set(&mut out.signing_algorithm, ctx.choice("oauth.signing_algorithm", v, &choices))
             }
             "scopes" => set(&mut out.scopes, ctx.strings("oauth.scopes", v, false, &|_| None)),
             "client_metadata_url" => {
@@ -349,14 +348,40 @@ fn parse_oauth(ctx: &mut FileCtx<'_>, server: &str, v: &Val<'_>) -> Option<super
         ctx.report(v.span(), format!("[servers.{server}.oauth] has \"client_secret\" without \"client_id\""));
         ok = false;
     }
-    if out.grant == OAuthGrant::ClientCredentials && (out.client_id.is_none() || out.client_secret.is_none()) {
+    let credentials = usize::from(out.client_secret.is_some()) + usize::from(out.private_key.is_some());
+    if out.grant == OAuthGrant::ClientCredentials && (out.client_id.is_none() || credentials != 1) {
         ctx.report(
             v.span(),
-            format!("[servers.{server}.oauth] grant \"client_credentials\" needs \"client_id\" and \"client_secret\""),
+            format!(
+                "[servers.{server}.oauth] grant \"client_credentials\" needs \"client_id\" and one of \"client_secret\" or \"private_key\" (private_key_jwt)"
+            ),
+        );
+        ok = false;
+    }
+    if out.grant == OAuthGrant::AuthorizationCode && out.private_key.is_some() {
+        ctx.report(
+            v.span(),
+            format!("[servers.{server}.oauth] \"private_key\" (private_key_jwt) needs grant \"client_credentials\""),
         );
         ok = false;
     }
     ok.then_some(out)
+}
+
+/// A credential: from `${env:NAME}` or `${file:PATH}`, never inline in the config; the
+/// value joins the secrets kept out of every output.
+fn secret_value(ctx: &mut FileCtx<'_>, key: &str, v: &Val<'_>) -> Option<super::secret::Secret> {
+    let raw = ctx.string(key, v).unwrap_or("");
+    if !raw.is_empty() && !raw.starts_with("${") {
+        ctx.report(
+            v.span(),
+            format!("\"{key}\" must come from ${{env:NAME}} or ${{file:PATH}}, not be written inline"),
+        );
+        return None;
+    }
+    let secret = ctx.expanded(key, v)?;
+    ctx.secrets.push(secret.clone());
+    Some(super::secret::Secret::new(secret))
 }
 
 /// A client ID metadata document URL: https with a path other than `/`.

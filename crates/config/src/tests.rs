@@ -1407,7 +1407,33 @@ fn oauth_authorization_code() {
         "needs at least the program",
         "10.0.0.0/99",
         "needs transport \"http\"",
-        "needs \"client_id\" and \"client_secret\"",
+        "needs \"client_id\" and one of \"client_secret\" or \"private_key\"",
+    ] {
+        assert!(p.iter().any(|m| m.contains(want)), "missing {want:?} in {p:#?}");
+    }
+}
+
+#[test]
+fn oauth_private_key_jwt() {
+    let c = ok(concat!(
+        "[servers.m2m]\nurl = \"https://m.example/mcp\"\n",
+        "oauth = { grant = \"client_credentials\", client_id = \"svc\", private_key = \"${env:GITHUB_TOKEN}\", signing_algorithm = \"ES256\" }\n",
+    ));
+    let o = server(&c, "m2m").oauth.as_ref().expect("oauth");
+    assert_eq!(o.signing_algorithm, crate::JwtAlgorithm::Es256);
+    assert!(o.private_key.is_some() && o.client_secret.is_none());
+    let p = problems(concat!(
+        "[servers.a]\nurl = \"https://a.example/mcp\"\n",
+        "oauth = { grant = \"client_credentials\", client_id = \"svc\", private_key = \"-----BEGIN\", signing_algorithm = \"HS256\" }\n",
+        "[servers.b]\nurl = \"https://b.example/mcp\"\n",
+        "oauth = { grant = \"client_credentials\", client_id = \"svc\", client_secret = \"${env:GITHUB_TOKEN}\", private_key = \"${env:GITHUB_TOKEN}\" }\n",
+        "[servers.c]\nurl = \"https://c.example/mcp\"\noauth = { private_key = \"${env:GITHUB_TOKEN}\" }\n",
+    ));
+    for want in [
+        "\"oauth.private_key\" must come from ${env:NAME} or ${file:PATH}",
+        "invalid value \"HS256\" for \"oauth.signing_algorithm\"",
+        "[servers.b.oauth] grant \"client_credentials\" needs \"client_id\" and one of",
+        "[servers.c.oauth] \"private_key\" (private_key_jwt) needs grant \"client_credentials\"",
     ] {
         assert!(p.iter().any(|m| m.contains(want)), "missing {want:?} in {p:#?}");
     }

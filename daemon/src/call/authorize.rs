@@ -50,9 +50,15 @@ pub(super) fn authorize(env: &CallEnv<'_>, req: &CallRequest<'_>, app: &str) -> 
     env.live.policy.check(app, server, qualified).map_err(|Refusal::RateLimited { scope, rate, retry_after }| {
         CallError::RateLimited { scope, rate: rate.to_string(), retry_after }
     })?;
-    let arguments = parse_arguments(req.arguments_json)?;
+    let mut arguments = parse_arguments(req.arguments_json)?;
     if let Some(v) = &entry.validator {
-        let value = serde_json::Value::Object(arguments.clone());
+        let mut value = serde_json::Value::Object(arguments.clone());
+        // `null` for an optional property the schema types otherwise means "not provided"
+        // (as SEP-2243 has it for its headers, and as models often write it): such keys are
+        // dropped, not refused. Only on the invalid path, so valid calls pay nothing.
+        if !v.is_valid(&value) && drop_optional_nulls(&mut arguments, &entry.tool.input_schema) {
+            value = serde_json::Value::Object(arguments.clone());
+        }
         let errors: Vec<String> = v
             .iter_errors(&value)
             .map(|e| {
@@ -69,4 +75,34 @@ pub(super) fn authorize(env: &CallEnv<'_>, req: &CallRequest<'_>, app: &str) -> 
         }
     }
     Ok(Authorized { upstream, entry: entry.clone(), arguments })
+}
+
+/// Removes top-level `null` arguments that the schema does not require; true if any were.
+fn drop_optional_nulls(
+    arguments: &mut serde_json::Map<String, serde_json::Value>,
+    schema: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(serde_json::Value::as_array)
+        .map(|r| r.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    let before = arguments.len();
+    arguments.retain(|k, v| !v.is_null() || required.contains(&k.as_str()));
+    arguments.len() != before
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn only_optional_nulls_are_dropped() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"type": "string"}}, "required": ["b"]});
+        let schema = schema.as_object().cloned().unwrap_or_default();
+        let mut args = json!({"a": null, "b": null, "c": 1}).as_object().cloned().unwrap_or_default();
+        assert!(super::drop_optional_nulls(&mut args, &schema));
+        assert_eq!(serde_json::Value::Object(args.clone()), json!({"b": null, "c": 1}));
+        assert!(!super::drop_optional_nulls(&mut args, &schema), "a required null stays, to be refused");
+    }
 }

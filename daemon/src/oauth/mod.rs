@@ -19,12 +19,12 @@ use std::{
 
 use rmcp::transport::auth::{
     AuthClient, AuthError, AuthorizationManager, AuthorizationRequest, AuthorizationSession, ClientCredentialsConfig,
-    CredentialStore, OAuthState,
+    CredentialStore, JwtSigningAlgorithm, OAuthState,
 };
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
-    config::{OAuthConfig, OAuthGrant, TransportConfig},
+    config::{JwtAlgorithm, OAuthConfig, OAuthGrant, TransportConfig},
     ssrf::SsrfPolicy,
     store::Store,
     upstream::Upstream,
@@ -197,21 +197,56 @@ impl OAuth {
         cfg: &OAuthConfig,
         connect_timeout: Duration,
     ) -> Result<AuthClient<reqwest::Client>, OAuthError> {
-        let (Some(client_id), Some(secret)) = (&cfg.client_id, &cfg.client_secret) else {
-            return Err(OAuthError::Flow("client credentials need client_id and client_secret".into()));
+        let Some(client_id) = &cfg.client_id else {
+            return Err(OAuthError::Flow("client credentials need client_id".into()));
+        };
+        let creds = match (&cfg.client_secret, &cfg.private_key) {
+            (Some(secret), _) => ClientCredentialsConfig::ClientSecret {
+                client_id: client_id.clone(),
+                client_secret: secret.expose().to_owned(),
+                scopes: cfg.scopes.clone(),
+                resource: Some(url.to_owned()),
+            },
+            // private_key_jwt (RFC 7523): rmcp signs a fresh assertion for each token request.
+            (None, Some(key)) => ClientCredentialsConfig::PrivateKeyJwt {
+                client_id: client_id.clone(),
+                signing_key: key.expose().as_bytes().to_vec(),
+                signing_algorithm: match cfg.signing_algorithm {
+                    JwtAlgorithm::Rs256 => JwtSigningAlgorithm::RS256,
+                    JwtAlgorithm::Rs384 => JwtSigningAlgorithm::RS384,
+                    JwtAlgorithm::Rs512 => JwtSigningAlgorithm::RS512,
+                    JwtAlgorithm::Es256 => JwtSigningAlgorithm::ES256,
+                    JwtAlgorithm::Es384 => JwtSigningAlgorithm::ES384,
+                },
+                token_endpoint_audience: None,
+                scopes: cfg.scopes.clone(),
+                resource: Some(url.to_owned()),
+            },
+            (None, None) => {
+                return Err(OAuthError::Flow("client credentials need client_secret or private_key".into()));
+            }
         };
         let http = http::GuardedHttp::new(policy(cfg)).map_err(|e| OAuthError::Client(e.to_string()))?;
         let mut state = OAuthState::new_with_oauth_http_client(url, http).await.map_err(flow)?;
-        let creds = ClientCredentialsConfig::ClientSecret {
-            client_id: client_id.clone(),
-            client_secret: secret.expose().to_owned(),
-            scopes: cfg.scopes.clone(),
-            resource: Some(url.to_owned()),
-        };
-        tokio::time::timeout(connect_timeout, state.authenticate_client_credentials(creds))
-            .await
-            .map_err(|_| OAuthError::Flow(format!("no token within {connect_timeout:?}")))?
-            .map_err(flow)?;
+        // rmcp's client-credentials exchange is not `Send` with private_key_jwt built in (it
+        // holds a form serializer across an await), so it cannot run on a session task: it
+        // gets a thread and a one-shot runtime of its own, and hands the state back. Once,
+        // at connect; the session's requests then run on the daemon's runtime.
+        let state = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| OAuthError::Flow(format!("cannot start the token exchange: {e}")))?;
+            rt.block_on(async {
+                tokio::time::timeout(connect_timeout, state.authenticate_client_credentials(creds))
+                    .await
+                    .map_err(|_| OAuthError::Flow(format!("no token within {connect_timeout:?}")))?
+                    .map_err(flow)?;
+                Ok::<_, OAuthError>(state)
+            })
+        })
+        .await
+        .map_err(|e| OAuthError::Flow(format!("the token exchange failed: {e}")))??;
         let manager = state
             .into_authorization_manager()
             .ok_or_else(|| OAuthError::Flow("the authorization did not complete".into()))?;
@@ -413,6 +448,36 @@ impl OAuth {
         });
         upstream.auth_changed.notify_one();
         why
+    }
+
+    /// A token fresh from a login was refused: is that because the resource now names a
+    /// different authorization server (SEP-2352)? If so the old tokens and the client
+    /// registration are bound to the old one: both are dropped, an automatic login may run
+    /// again (it discovers and registers at the new server), and the reason says so. A
+    /// refusal with the same server stays a refusal (no login loop).
+    pub async fn authorization_server_moved(&self, upstream: &Upstream, challenge: &str) -> Option<String> {
+        let (url, cfg) = oauth_of(upstream)?;
+        let creds = self.credentials(upstream).ok()?;
+        let old = creds.load().await.ok()??.issuer?;
+        let (manager, _http) = self.manager(upstream, url, cfg).await.ok()?;
+        let found =
+            tokio::time::timeout(Duration::from_secs(10), manager.resolve_metadata_from_challenge(Some(challenge)))
+                .await
+                .ok()?
+                .ok()?;
+        let new = found.metadata.issuer.filter(|new| *new != old)?;
+        if let Err(e) = creds.clear().await {
+            tracing::warn!(server = %upstream.name, error = %e, "cannot delete the old authorization server's credentials");
+            return None;
+        }
+        let why = format!(
+            "the server's authorization server moved from {old} to {new}; mcpd dropped the old credentials and logs in there"
+        );
+        self.with(&upstream.name, |s| {
+            s.no_auto_login = false;
+            s.logged_in_at = None;
+        });
+        Some(why)
     }
 
     /// The reason a server's credentials were dropped, once.

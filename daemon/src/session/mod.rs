@@ -265,16 +265,30 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
         }
         upstream.transition(Transition::Start, |s| s.next_retry_unix_ms = 0);
         let started = Instant::now();
-        let end = match connect(&upstream, &ctx).await {
-            Ok(conn) => serve(&upstream, &ctx, conn, &cancel).await,
-            Err(ConnectError::NeedsAuth(challenge)) => {
+        let outcome = match connect(&upstream, &ctx).await {
+            Ok(conn) => match serve(&upstream, &ctx, conn, &cancel).await {
+                SessionEnd::NeedsAuth(challenge) => Err(challenge),
+                end => Ok(end),
+            },
+            Err(ConnectError::NeedsAuth(challenge)) => Err(challenge),
+            Err(e) => Ok(SessionEnd::ConnectFailed(e.to_string())),
+        };
+        let end = match outcome {
+            Ok(end) => end,
+            Err(challenge) => {
                 // Retrying cannot help until someone authorizes: say so once and wait for
                 // a login, a config change (which restarts this task) or shutdown.
                 let mut why = needs_auth_message(&upstream, &challenge);
                 if let Some(reason) = ctx.oauth.take_reason(&upstream.name) {
                     why = reason;
                 }
-                let refused = ctx.oauth.note_challenge(&upstream.name, &challenge);
+                let mut refused = ctx.oauth.note_challenge(&upstream.name, &challenge);
+                if refused.is_some()
+                    && let Some(moved) = ctx.oauth.authorization_server_moved(&upstream, &challenge).await
+                {
+                    refused = None;
+                    why = moved;
+                }
                 if let Some(r) = &refused {
                     why = format!("{r}; run `mcpd auth login {}` to try again", upstream.name);
                 }
@@ -314,7 +328,6 @@ pub async fn run(upstream: Arc<Upstream>, ctx: SessionContext, cancel: Cancellat
                     _ = upstream.auth_changed.notified() => continue,
                 }
             }
-            Err(e) => SessionEnd::ConnectFailed(e.to_string()),
         };
         upstream.set_peer(None);
         // Updates are not seen while disconnected, so nothing cached may outlive the session.
@@ -615,7 +628,11 @@ async fn serve(
             let at = next_relist(listing.ttl, cfg.tools_refresh);
             (listing.tools, at)
         }
-        Ok(Err(e)) => {
+        Ok(Err(ListError::Refused(challenge))) => {
+            finish(upstream, service, child.take(), &fault, String::new()).await;
+            return SessionEnd::NeedsAuth(challenge);
+        }
+        Ok(Err(ListError::Failed(e))) => {
             let why = finish(upstream, service, child.take(), &fault, ConnectError::ListTools(e).to_string()).await;
             return SessionEnd::ConnectFailed(why);
         }
@@ -785,27 +802,52 @@ struct ToolListing {
 }
 
 /// `tools/list`, following cursors, bounded against servers that page forever.
-async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<ToolListing, String> {
+/// Why a tool listing failed; a refusal keeps the server's `WWW-Authenticate` challenge.
+enum ListError {
+    Refused(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for ListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListError::Refused(_) => f.write_str("the server refused mcpd's credentials (HTTP 401/403)"),
+            ListError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for ListError {
+    fn from(s: String) -> Self {
+        ListError::Failed(s)
+    }
+}
+
+async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<ToolListing, ListError> {
     let mut tools = Vec::new();
     let mut ttl: Option<Duration> = None;
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_TOOL_PAGES {
         let params = cursor.take().map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-        let page = peer.list_tools(params).await.map_err(|e| e.to_string())?;
+        let page = peer.list_tools(params).await.map_err(|e| match e.auth_challenge() {
+            Some(c) => ListError::Refused(c.to_owned()),
+            None if e.is_authorization_required() => ListError::Refused(String::new()),
+            None => ListError::Failed(e.to_string()),
+        })?;
         tools.extend(page.tools);
         if let Some(ms) = page.ttl_ms.filter(|ms| *ms > 0) {
             let d = Duration::from_millis(ms);
             ttl = Some(ttl.map_or(d, |t| t.min(d)));
         }
         if tools.len() > MAX_TOOLS {
-            return Err(format!("server lists more than {MAX_TOOLS} tools"));
+            return Err(format!("server lists more than {MAX_TOOLS} tools").into());
         }
         match page.next_cursor {
             Some(c) if !c.is_empty() => cursor = Some(c),
             _ => return Ok(ToolListing { tools, ttl }),
         }
     }
-    Err(format!("tools/list did not end after {MAX_TOOL_PAGES} pages"))
+    Err(format!("tools/list did not end after {MAX_TOOL_PAGES} pages").into())
 }
 
 /// Sleeps until `at`, or forever when there is no `at`.

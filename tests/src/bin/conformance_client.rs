@@ -89,7 +89,15 @@ async fn run() -> Result<()> {
         let secret = ctx["client_secret"].as_str().context("no client_secret in the context")?.to_owned();
         Ok((id, secret))
     };
-    let oauth = if scenario.starts_with("auth/client-credentials") {
+    let oauth = if scenario == "auth/client-credentials-jwt" {
+        let ctx = context_json().context("MCP_CONFORMANCE_CONTEXT is not set or not JSON")?;
+        let field = |k: &str| ctx[k].as_str().map(str::to_owned).with_context(|| format!("no {k} in the context"));
+        Some(OAuth::PrivateKeyJwt {
+            client_id: field("client_id")?,
+            key: field("private_key_pem")?,
+            alg: field("signing_algorithm")?,
+        })
+    } else if scenario.starts_with("auth/client-credentials") {
         Some(OAuth::ClientCredentials(context()?))
     } else if scenario == "auth/pre-registration" {
         Some(OAuth::Login(Some(context()?)))
@@ -177,7 +185,8 @@ async fn scenario_work(scenario: &str, client: &mut Client) -> Result<()> {
                 .iter()
                 .find(|t| t.name == "json_schema_2020_12_tool")
                 .context("json_schema_2020_12_tool is not listed")?;
-            let schema: Value = serde_json::from_str(&focal.input_schema_json).context("the inputSchema is not JSON")?;
+            let schema: Value =
+                serde_json::from_str(&focal.input_schema_json).context("the inputSchema is not JSON")?;
             call(client, "json_schema_echo", json!({ "schema": schema })).await?;
             Ok(())
         }
@@ -257,8 +266,11 @@ fn context_json() -> Option<Value> {
 /// a `default`, each set to an example of its schema.
 fn arguments_for(schema: &Value) -> Value {
     let mut args = Map::new();
-    let required: Vec<&str> =
-        schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
             if required.contains(&name.as_str()) || prop.get("default").is_some() {
@@ -285,10 +297,10 @@ fn example(root: &Value, prop: &Value, depth: usize) -> Value {
             return v.clone();
         }
     }
-    if let Some(target) = prop.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
-        if let Some(t) = root.pointer(target) {
-            return example(root, t, depth + 1);
-        }
+    if let Some(target) = prop.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#'))
+        && let Some(t) = root.pointer(target)
+    {
+        return example(root, t, depth + 1);
     }
     for key in ["anyOf", "oneOf", "allOf"] {
         if let Some(first) = prop.get(key).and_then(Value::as_array).and_then(|a| a.first()) {
@@ -374,8 +386,12 @@ fn first_text(r: &proto::CallToolResponse) -> Result<String> {
 /// with a fixed text. Returns once the daemon said `ready`; the returned task answers
 /// requests until aborted.
 async fn attach_app(client: &Client) -> Result<tokio::task::JoinHandle<Result<()>>> {
-    let hello =
-        proto::AttachHello { app: "conformance".into(), servers: vec![SERVER.into()], elicitation: true, sampling: true };
+    let hello = proto::AttachHello {
+        app: "conformance".into(),
+        servers: vec![SERVER.into()],
+        elicitation: true,
+        sampling: true,
+    };
     let mut attachment = client.clone().attach(hello).await.context("attaching as an app")?;
     Ok(tokio::spawn(async move {
         while let Some(req) = attachment.next_request().await.context("reading the attachment stream")? {
@@ -442,6 +458,9 @@ struct Daemon {
 enum OAuth {
     /// Machine-to-machine: (client_id, client_secret).
     ClientCredentials((String, String)),
+    /// Machine-to-machine with a signed assertion (`private_key_jwt`): the PEM key and
+    /// the algorithm the scenario names.
+    PrivateKeyJwt { client_id: String, key: String, alg: String },
     /// The authorization-code login, with a pre-registered (client_id, client_secret) or
     /// with CIMD / dynamic registration.
     Login(Option<(String, String)>),
@@ -486,6 +505,14 @@ impl Daemon {
                     mcpd_tests::q(id)
                 ));
                 secret_env = Some(secret);
+            }
+            Some(OAuth::PrivateKeyJwt { client_id, key, alg }) => {
+                body.push_str(&format!(
+                    "oauth = {{ grant = \"client_credentials\", client_id = {}, private_key = \"${{env:MCPD_CONFORMANCE_CLIENT_SECRET}}\", signing_algorithm = {}, allow_loopback = true }}\n",
+                    mcpd_tests::q(client_id),
+                    mcpd_tests::q(alg)
+                ));
+                secret_env = Some(key);
             }
             Some(OAuth::Login(pre)) => {
                 let me = std::env::current_exe().context("locating this executable")?;
@@ -532,7 +559,17 @@ impl Daemon {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Client::connect_unix(self.socket.clone()).await.context("connecting to mcpd")
+        // The socket file appears at bind, a moment before the daemon listens on it.
+        loop {
+            match Client::connect_unix(self.socket.clone()).await {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() > deadline => return Err(e).context("connecting to mcpd"),
+                Err(_) => {
+                    self.check_alive()?;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
     }
 
     /// Waits until `conf` is READY; fails with its last error if it backs off or never gets there.
