@@ -39,6 +39,11 @@ pub fn client_capabilities() -> ClientCapabilities {
     let mut roots = RootsCapabilities::default();
     roots.list_changed = Some(true);
     caps.roots = Some(roots);
+    // mcpd drives tasks (SEP-2663) for the calls it makes: a server may answer a long
+    // `tools/call` with a task, which mcpd polls to its result (`call/task.rs`).
+    let mut extensions = rmcp::model::ExtensionCapabilities::new();
+    extensions.insert(rmcp::model::TASKS_EXTENSION_ID.to_owned(), serde_json::Map::new());
+    caps.extensions = Some(extensions);
     caps
 }
 

@@ -99,7 +99,18 @@ pub struct Upstream {
     roots: ArcSwap<Vec<String>>,
     /// (tool, fingerprint) quarantined at the last refresh, so each quarantine is announced once.
     quarantined: Mutex<HashSet<(String, String)>>,
+    /// Tasks (SEP-2663) mcpd is polling for calls in flight, by task id.
+    tasks: Mutex<std::collections::BTreeMap<String, RunningTask>>,
     pub events: EventBus,
+}
+
+/// A task the server runs for a call through mcpd, as `mcpd status` shows it.
+#[derive(Debug, Clone)]
+pub struct RunningTask {
+    pub tool: String,
+    pub status: &'static str,
+    pub message: String,
+    pub since: std::time::Instant,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -134,6 +145,7 @@ impl Upstream {
             items_changed: Notify::new(),
             items: Mutex::new(Vec::new()),
             quarantined: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(Default::default()),
             roots,
             events,
         }
@@ -294,6 +306,35 @@ impl Upstream {
     /// The host of the newest call in flight that has one.
     pub fn current_host(&self) -> Option<crate::host::HostHandle> {
         lock(&self.hosts).1.last().map(|(_, h)| h.clone())
+    }
+
+    /// Records (or updates) a task mcpd polls; its id is the server's, bounded like any
+    /// server-fed key.
+    pub fn task_seen(&self, id: &str, tool: &str, status: &'static str, message: &str) {
+        let mut tasks = lock(&self.tasks);
+        if let Some(t) = tasks.get_mut(id) {
+            t.status = status;
+            t.message = message.chars().take(200).collect();
+        } else if tasks.len() < self.config.max_concurrency {
+            tasks.insert(
+                id.chars().take(200).collect(),
+                RunningTask {
+                    tool: tool.to_owned(),
+                    status,
+                    message: message.chars().take(200).collect(),
+                    since: std::time::Instant::now(),
+                },
+            );
+        }
+    }
+
+    pub fn task_ended(&self, id: &str) {
+        let id: String = id.chars().take(200).collect();
+        lock(&self.tasks).remove(&id);
+    }
+
+    pub fn tasks(&self) -> Vec<(String, RunningTask)> {
+        lock(&self.tasks).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Routes progress notifications for `token` to `tx` until [`Upstream::unwatch_progress`].

@@ -89,6 +89,17 @@ fn server_pb(d: &Daemon, u: &Upstream) -> pb::ServerStatus {
         reconnects: d.core.metrics.reconnects(&u.name),
         tool_stats,
         waiting_for_start_slot: s.waiting_for_slot,
+        tasks: u
+            .tasks()
+            .into_iter()
+            .map(|(id, t)| pb::RunningTask {
+                task_id: scrub(id),
+                tool: t.tool,
+                status: t.status.into(),
+                status_message: scrub(t.message),
+                age_ms: t.since.elapsed().as_millis() as u64,
+            })
+            .collect(),
     }
 }
 

@@ -29,6 +29,7 @@ mod authorize;
 mod pipeline;
 mod result;
 mod send;
+mod task;
 #[cfg(test)]
 mod tests;
 

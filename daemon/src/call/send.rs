@@ -145,6 +145,20 @@ pub(super) async fn call_authorized(
 
         match response {
             Ok(ServerResult::CallToolResult(r)) => break r,
+            // The server runs the call as a task (SEP-2663): poll it to its result.
+            Ok(ServerResult::CreateTaskResult(created)) => {
+                let call = super::task::TaskCall {
+                    peer: peer.clone(),
+                    upstream,
+                    env,
+                    host,
+                    tool: qualified,
+                    deadline,
+                    timeout,
+                    progress: progress.as_ref(),
+                };
+                break super::task::drive(call, created).await.map_err(Failed::Call)?;
+            }
             Ok(ServerResult::InputRequiredResult(ir)) => {
                 rounds += 1;
                 if rounds > crate::requests::MAX_MRTR_ROUNDS {

@@ -122,6 +122,22 @@ pub(crate) fn status_table(st: &pb::StatusResponse) -> String {
         ]);
     }
     out.push_str(&table(rows));
+    let tasks: Vec<_> = st.servers.iter().flat_map(|s| s.tasks.iter().map(move |t| (s, t))).collect();
+    if !tasks.is_empty() {
+        let mut rows = vec![["TASK", "TOOL", "STATUS", "AGE", "MESSAGE"].map(String::from).to_vec()];
+        for (_, t) in tasks {
+            let msg = safe(&t.status_message);
+            rows.push(vec![
+                safe(&t.task_id),
+                safe(&t.tool),
+                safe(&t.status),
+                human_ms(t.age_ms),
+                if msg.is_empty() { "-".into() } else { msg },
+            ]);
+        }
+        out.push_str("\nrunning tasks\n");
+        out.push_str(&table(rows));
+    }
     out
 }
 
@@ -145,6 +161,10 @@ pub(crate) fn status_json(st: &pb::StatusResponse) -> Value {
             "server_name": s.server_name, "server_version": s.server_version,
             "in_flight": s.in_flight, "reconnects": s.reconnects,
             "waiting_for_start_slot": s.waiting_for_start_slot,
+            "tasks": s.tasks.iter().map(|t| json!({
+                "task_id": t.task_id, "tool": t.tool, "status": t.status,
+                "status_message": t.status_message, "age_ms": t.age_ms,
+            })).collect::<Vec<_>>(),
             "tool_stats": s.tool_stats.iter().map(|t| json!({
                 "tool": t.tool, "calls": t.calls, "errors": t.errors, "mean_latency_us": t.mean_latency_us,
             })).collect::<Vec<_>>(),

@@ -20,3 +20,4 @@ mod search;
 mod secrets;
 mod store;
 mod systemd;
+mod tasks;
