@@ -23,6 +23,11 @@ use tokio::{
 
 /// Messages a server may send back for each message mcpd sent it.
 pub const ANSWER_CREDITS: u64 = 8;
+/// Credits a server may bank: what a well-behaved past buys it. Without a cap, a server
+/// that answered a million calls could then flood unthrottled on the credits they left;
+/// with it, a flood is unthrottled for at most this many lines. Far above what answers to
+/// `max_concurrency` (at most 1024) calls in flight need.
+const CREDIT_CAP: u64 = 16 * 1024;
 /// A throttled server is logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -32,7 +37,10 @@ pub struct Credits(AtomicU64);
 
 impl Credits {
     fn earn(&self, messages: u64) {
-        self.0.fetch_add(messages.saturating_mul(ANSWER_CREDITS), Ordering::Relaxed);
+        let more = messages.saturating_mul(ANSWER_CREDITS);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |have| Some(have.saturating_add(more).min(CREDIT_CAP)));
     }
 
     /// Spends up to `n` credits; returns how many of `n` were not covered.
@@ -162,6 +170,9 @@ mod tests {
         assert_eq!(credits.spend(5), 0);
         assert_eq!(credits.spend(20), 9);
         assert_eq!(credits.spend(1), 1);
+        // A long good past banks at most the cap.
+        credits.earn(u64::MAX / 16);
+        assert_eq!(credits.spend(u64::MAX), u64::MAX - CREDIT_CAP);
     }
 
     #[tokio::test(start_paused = true)]
