@@ -140,6 +140,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     if a.max_starting != b.max_starting {
         out.push("daemon.max_starting".to_owned());
     }
+    if a.worker_threads != b.worker_threads {
+        out.push("daemon.worker_threads".to_owned());
+    }
     out
 }
 

@@ -55,6 +55,15 @@ pub struct ServeOptions {
 
 /// Runs until SIGTERM/SIGINT. Only startup errors are returned; a failing server never
 /// ends the daemon.
+/// Threads for the daemon's runtime from `[daemon] worker_threads` (0: half the CPUs, at
+/// least one): the daemon shares a small machine with its clients and servers.
+pub fn worker_threads(configured: usize) -> usize {
+    match configured {
+        0 => (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1),
+        n => n,
+    }
+}
+
 pub async fn serve(config: Config, opts: ServeOptions) -> Result<(), ServeError> {
     // Before anything can print: the config's secret values never leave the daemon.
     crate::known::set(config.secrets.iter().map(|s| s.expose().to_owned()));

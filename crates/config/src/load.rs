@@ -35,6 +35,7 @@ const DAEMON_KEYS: &[&str] = &[
     "tofu_window",
     "search_model",
     "max_starting",
+    "worker_threads",
     "containment",
 ];
 
@@ -247,6 +248,9 @@ fn parse_daemon(ctx: &mut FileCtx<'_>, v: &Val<'_>) -> (DaemonConfig, Vec<(PathB
             ),
             "max_starting" => {
                 keep(&mut d.max_starting, ctx.integer(key, v, 0, Some(1024)).and_then(|n| usize::try_from(n).ok()))
+            }
+            "worker_threads" => {
+                keep(&mut d.worker_threads, ctx.integer(key, v, 0, Some(256)).and_then(|n| usize::try_from(n).ok()))
             }
             "search_model" => {
                 if let Some(dir) = ctx.path(key, v) {

@@ -102,6 +102,10 @@ pub struct DaemonConfig {
     /// the CPU count. A start storm of heavy servers otherwise starves every one of them
     /// past its connect timeout.
     pub max_starting: usize,
+    /// Threads of the daemon's async runtime; 0: half the CPUs, at least one. On a small
+    /// machine the client, the daemon and the servers share the cores, and a second
+    /// worker mostly adds cross-thread wake-ups (measured in tests/bench/README.md).
+    pub worker_threads: usize,
     /// How server processes are contained (`containment`).
     pub containment: ContainmentMode,
 }
@@ -264,6 +268,7 @@ impl Default for DaemonConfig {
             tofu_window: Duration::from_secs(30),
             search_model: None,
             max_starting: 0,
+            worker_threads: 0,
             containment: ContainmentMode::Auto,
             mcp: McpHttpConfig::default(),
         }

@@ -161,6 +161,7 @@ call_timeout = 1_500
 connect_timeout = "1m 30s"
 max_message_bytes = "1MiB"
 max_result_bytes = 65536
+worker_threads = 3
 log_format = "json"
 log_level = "mcpd=debug,info"
 
@@ -194,6 +195,7 @@ model = "x"
     assert_eq!(d.call_timeout, Duration::from_millis(1500));
     assert_eq!(d.connect_timeout, Duration::from_secs(90));
     assert_eq!(d.max_message_bytes, 1 << 20);
+    assert_eq!(d.worker_threads, 3);
     assert_eq!(d.max_result_bytes, 65536);
     assert_eq!(d.log_format, LogFormat::Json);
     assert_eq!(d.log_level, "mcpd=debug,info");

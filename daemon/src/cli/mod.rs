@@ -368,7 +368,12 @@ fn serve(socket: Option<PathBuf>, config_path: Option<PathBuf>, state_dir: Optio
         state_dir: state_dir.unwrap_or_else(|| cfg.state_dir()),
         reaper_exe: std::env::current_exe().ok(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // TOKIO_WORKER_THREADS, when set, is tokio's to read; an explicit count would hide it.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none_or(|v| v.is_empty()) {
+        builder.worker_threads(mcpd::serve::worker_threads(cfg.daemon.worker_threads));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcpd: cannot start the async runtime: {e}");
