@@ -259,6 +259,8 @@ impl Store {
             let tree = self.db.open_tree(name)?;
             let n = if name == PINS {
                 tree.len().saturating_sub(usize::from(tree.contains_key(SEAL)?))
+            } else if name == AUDIT {
+                audit_count(&tree)?
             } else {
                 tree.len()
             };
@@ -459,12 +461,14 @@ impl Store {
             let tree = db.open_tree(AUDIT)?;
             let mut out = Vec::new();
             for item in tree.iter().rev() {
-                let (_, v) = item?;
-                let e: AuditEntry = serde_json::from_slice(&v)?;
-                if server.as_deref().is_none_or(|s| e.tool.split_once('.').is_some_and(|(srv, _)| srv == s)) {
-                    out.push(e);
-                    if out.len() >= limit {
-                        break;
+                let (k, v) = item?;
+                // Newest batch first, and within a batch newest first.
+                for e in audit_records(&k, &v)?.into_iter().rev() {
+                    if server.as_deref().is_none_or(|s| e.tool.split_once('.').is_some_and(|(srv, _)| srv == s)) {
+                        out.push(e);
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
                     }
                 }
             }
@@ -569,8 +573,8 @@ fn audit_writer(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), StoreError> {
     let tree = db.open_tree(AUDIT)?;
-    // Counting is O(n) in sled: done once here, then kept in memory.
-    let mut count = tree.len();
+    // Counting walks the keys (each batch's key holds its size): once here, then kept.
+    let mut count = audit_count(&tree)?;
     loop {
         // Wake on a timer rather than per record: a sleeping receiver costs senders nothing
         // (no futex wake per call), and sled's cost is per write, not per byte, so one batch
@@ -602,27 +606,73 @@ fn audit_writer(
                 ..Default::default()
             });
         }
-        let mut batch = sled::Batch::default();
-        let mut n = 0usize;
-        for entry in pending {
-            let id = db.generate_id()?;
-            batch.insert(&id.to_be_bytes(), serde_json::to_vec(&entry)?);
-            n += 1;
-        }
-        tree.apply_batch(batch)?;
+        // One value per interval, not a key per record: sled rewrites a leaf for every
+        // insert, which made the writer a third of the daemon's CPU under load.
+        let n = pending.len();
+        tree.insert(audit_key(db.generate_id()?, n), serde_json::to_vec(&pending)?)?;
         count += n;
         let max = max.load(Ordering::Relaxed);
         // Trim in steps, not per record, so a full log costs one range walk per step.
         if count > max + AUDIT_TRIM_SLACK.min(max / 10 + 1) {
-            let excess = count - max;
-            let mut removed = 0;
-            for key in tree.iter().keys().take(excess) {
-                tree.remove(key?)?;
-                removed += 1;
-            }
-            count -= removed;
+            count = audit_trim(&tree, count, max)?;
         }
     }
+}
+
+/// An audit key: the batch's id, then how many records its value holds. Keys of one
+/// record (8 bytes, the format before batches) still read.
+fn audit_key(id: u64, n: usize) -> Vec<u8> {
+    let mut k = id.to_be_bytes().to_vec();
+    k.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+    k
+}
+
+fn audit_key_count(key: &[u8]) -> usize {
+    match key.get(8..12).and_then(|c| <[u8; 4]>::try_from(c).ok()) {
+        Some(c) => u32::from_be_bytes(c) as usize,
+        None => 1,
+    }
+}
+
+fn audit_count(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for key in tree.iter().keys() {
+        n += audit_key_count(&key?);
+    }
+    Ok(n)
+}
+
+/// The records under one key, oldest first.
+fn audit_records(key: &[u8], value: &[u8]) -> Result<Vec<AuditEntry>, StoreError> {
+    Ok(if key.len() == 12 { serde_json::from_slice(value)? } else { vec![serde_json::from_slice(value)?] })
+}
+
+/// Drops the oldest records until `max` are left: whole batches, then the older part of
+/// the last one (rewritten under its id with its new size). Returns the new count.
+fn audit_trim(tree: &sled::Tree, mut count: usize, max: usize) -> Result<usize, StoreError> {
+    while count > max {
+        let Some((key, value)) = tree.first()? else { break };
+        let n = audit_key_count(&key);
+        let id = key.get(..8).and_then(|k| <[u8; 8]>::try_from(k).ok()).map(u64::from_be_bytes);
+        let (Some(id), true) = (id, count.saturating_sub(n) < max) else {
+            tree.remove(&key)?;
+            count = count.saturating_sub(n);
+            continue;
+        };
+        let records = audit_records(&key, &value)?;
+        let keep = records.len().saturating_sub(count - max);
+        let kept: Vec<AuditEntry> = records.into_iter().rev().take(keep).rev().collect();
+        // Both at once: a crash between them must not lose the part that stays.
+        let mut batch = sled::Batch::default();
+        batch.remove(key.as_ref());
+        if !kept.is_empty() {
+            batch.insert(audit_key(id, kept.len()), serde_json::to_vec(&kept)?);
+        }
+        tree.apply_batch(batch)?;
+        count = count - n + kept.len();
+        break;
+    }
+    Ok(count)
 }
 
 fn record_hash(key: &[u8], value: &[u8]) -> [u8; 32] {

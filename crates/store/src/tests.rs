@@ -217,3 +217,28 @@ async fn a_trust_commit_that_cannot_be_acknowledged_leaves_no_pin() {
     let r = store.verify_trust().unwrap();
     assert!(r.damage.is_empty() && r.sealed.map(|s| s.generation) == Some(2), "{r:?}");
 }
+
+#[test]
+fn audit_trimming_cuts_whole_batches_then_the_older_part_of_one_and_reads_old_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path().join("db")).unwrap();
+    let tree = db.open_tree("audit").unwrap();
+    let rec = |i: u64| AuditEntry { unix_ms: i, tool: "a.echo".into(), outcome: "ok".into(), ..Default::default() };
+    // Three records in the one-key-per-record format of before, then batches of 5 and 4.
+    for i in 0..3u64 {
+        tree.insert(i.to_be_bytes(), serde_json::to_vec(&rec(i)).unwrap()).unwrap();
+    }
+    let five: Vec<AuditEntry> = (3..8).map(rec).collect();
+    tree.insert(super::audit_key(10, 5), serde_json::to_vec(&five).unwrap()).unwrap();
+    let four: Vec<AuditEntry> = (8..12).map(rec).collect();
+    tree.insert(super::audit_key(11, 4), serde_json::to_vec(&four).unwrap()).unwrap();
+    assert_eq!(super::audit_count(&tree).unwrap(), 12);
+    assert_eq!(super::audit_trim(&tree, 12, 6).unwrap(), 6);
+    assert_eq!(super::audit_count(&tree).unwrap(), 6);
+    let mut kept = Vec::new();
+    for item in tree.iter() {
+        let (k, v) = item.unwrap();
+        kept.extend(super::audit_records(&k, &v).unwrap().into_iter().map(|e| e.unix_ms));
+    }
+    assert_eq!(kept, vec![6, 7, 8, 9, 10, 11], "the newest six, in order");
+}
