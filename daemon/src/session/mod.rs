@@ -801,7 +801,6 @@ struct ToolListing {
     ttl: Option<Duration>,
 }
 
-/// `tools/list`, following cursors, bounded against servers that page forever.
 /// Why a tool listing failed; a refusal keeps the server's `WWW-Authenticate` challenge.
 enum ListError {
     Refused(String),
@@ -823,6 +822,7 @@ impl From<String> for ListError {
     }
 }
 
+/// `tools/list`, following cursors, bounded against servers that page forever.
 async fn list_all_tools(peer: &rmcp::Peer<RoleClient>) -> Result<ToolListing, ListError> {
     let mut tools = Vec::new();
     let mut ttl: Option<Duration> = None;

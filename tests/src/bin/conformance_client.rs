@@ -266,11 +266,7 @@ fn context_json() -> Option<Value> {
 /// a `default`, each set to an example of its schema.
 fn arguments_for(schema: &Value) -> Value {
     let mut args = Map::new();
-    let required: Vec<&str> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let required = required_names(schema);
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
             if required.contains(&name.as_str()) || prop.get("default").is_some() {
@@ -279,6 +275,15 @@ fn arguments_for(schema: &Value) -> Value {
         }
     }
     Value::Object(args)
+}
+
+/// The names a schema's `required` lists.
+fn required_names(schema: &Value) -> Vec<&str> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// A value that `prop` accepts: its default, const, first enum value or example, else one
@@ -323,11 +328,7 @@ fn example(root: &Value, prop: &Value, depth: usize) -> Value {
         }
         "object" => {
             let mut o = Map::new();
-            let required: Vec<&str> = prop
-                .get("required")
-                .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            let required = required_names(prop);
             if let Some(props) = prop.get("properties").and_then(Value::as_object) {
                 for name in required {
                     if let Some(p) = props.get(name) {
@@ -424,11 +425,7 @@ fn accept_with_defaults(params_json: &str) -> Result<Value, String> {
         .and_then(|s| s.get("properties"))
         .and_then(Value::as_object)
         .ok_or("the request has no requestedSchema.properties (url elicitation is not supported)")?;
-    let required: Vec<&str> = schema
-        .and_then(|s| s.get("required"))
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let required = schema.map(required_names).unwrap_or_default();
     let mut content = Map::new();
     for (name, prop) in props {
         match prop.get("default") {
